@@ -1,0 +1,160 @@
+"""The one LITE checkpoint format every adapter loads, and atomic writes.
+
+A checkpoint is a folder::
+
+    config.json          {"model_type": "lite", "lite_format_version": 1, "encoder": {...},
+                          "scorer": {...}, "token_budget": {...} | null, ...}
+    model.safetensors    every weight (keys "encoder.*", "scorer.*"); no pickle, ever
+    tokenizer files      whatever the encoder's tokenizer saves (so AutoTokenizer loads the folder)
+    README.md            model card
+
+``config.json`` is also a valid transformers config (``model_type="lite"``), which is how a stock
+sentence-transformers ``CrossEncoder(path)`` loads it once ``lite_plugins`` is imported.
+Unknown top-level keys are kept and written back, so adapters can store their own settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MODEL_TYPE = "lite"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A folder is not a (readable) LITE checkpoint."""
+
+
+@contextmanager
+def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success swap it in for ``target``.
+
+    An interrupted write leaves only a hidden ``.name.tmp-*`` folder beside an intact old ``target``.
+    The swap is two renames; between them (microseconds) the old folder sits at ``.name.old-*``,
+    which :func:`resolve_checkpoint_dir` also accepts, so a crash there loses nothing either.
+    """
+    target = Path(target).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    temporary = target.parent / f".{target.name}.tmp-{token}"
+    temporary.mkdir()
+    try:
+        yield temporary
+        _fsync_tree(temporary)
+        if target.exists():
+            if not overwrite:
+                raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+            previous = target.parent / f".{target.name}.old-{token}"
+            os.replace(target, previous)
+            os.replace(temporary, target)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            os.replace(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def check_replaceable(target: str | Path) -> None:
+    """Refuse to replace a non-empty folder that is not a LITE checkpoint (it may hold someone's work)."""
+    target = Path(target)
+    if target.is_file():
+        raise FileExistsError(f"{target} is a file; a LITE checkpoint is written as a folder")
+    if target.is_dir() and any(target.iterdir()) and not is_lite_checkpoint(target):
+        raise FileExistsError(
+            f"{target} is a non-empty folder that is not a LITE checkpoint; refusing to replace it. "
+            "Choose an empty or new folder."
+        )
+
+
+def is_lite_checkpoint(directory: str | Path) -> bool:
+    try:
+        return read_config(directory).get("model_type") == MODEL_TYPE
+    except (CheckpointError, OSError):
+        return False
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{directory} has no {CONFIG_NAME}: it is not a LITE checkpoint")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}); the checkpoint is corrupt") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} must hold a JSON object")
+    return config
+
+
+def validate_config(config: dict[str, Any], directory: str | Path) -> dict[str, Any]:
+    """Check that a config describes a LITE model this version can load; say what it is otherwise."""
+    model_type = config.get("model_type")
+    if model_type != MODEL_TYPE:
+        hint = (
+            f" It looks like a plain '{model_type}' model: start a LITE model from it with "
+            f"LiteModel.from_encoder({str(directory)!r})."
+            if model_type
+            else ""
+        )
+        raise CheckpointError(f"{directory} is not a LITE checkpoint (model_type={model_type!r}).{hint}")
+    version = config.get("lite_format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{directory} uses LITE checkpoint format {version!r}; this lite_plugins reads up to "
+            f"{FORMAT_VERSION}. Upgrade lite_plugins."
+        )
+    for key in ("encoder", "scorer"):
+        if not isinstance(config.get(key), dict) or "type" not in config[key]:
+            raise CheckpointError(f"{directory}/{CONFIG_NAME} lacks a valid '{key}' section")
+    return config
+
+
+def write_config(directory: str | Path, config: dict[str, Any]) -> None:
+    (Path(directory) / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def resolve_checkpoint_dir(name_or_path: str | Path, revision: str | None = None) -> Path:
+    """A local folder as is; otherwise a Hugging Face Hub id, downloaded (needs the internet)."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CheckpointError(f"{path} is a file; a LITE checkpoint is a folder")
+    # A swap interrupted between its two renames leaves the old checkpoint at .name.old-*.
+    if path.parent.is_dir():
+        leftovers = sorted(path.parent.glob(f".{path.name}.old-*"))
+        if leftovers:
+            logger.warning("recovering %s from an interrupted save (%s)", path, leftovers[-1].name)
+            os.replace(leftovers[-1], path)
+            return path
+    looks_local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1
+    if looks_local:
+        raise CheckpointError(f"no checkpoint folder at {path}")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(str(name_or_path), revision=revision))
+    except Exception as error:  # offline, unknown repo, auth: say both things that were tried
+        raise CheckpointError(
+            f"{name_or_path!r} is not a local folder, and downloading it from the Hugging Face Hub failed: {error}"
+        ) from error
