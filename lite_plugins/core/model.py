@@ -165,6 +165,13 @@ class LiteModel(nn.Module):
             return set()
         return {k for k in self.state_dict() if k.startswith("encoder.model.")}
 
+    @classmethod
+    def default(cls, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> LiteModel:
+        """The shipped default checkpoint (separable LITE over the frozen offline all-MiniLM-L6-v2)."""
+        from lite_plugins.core.default import default_checkpoint
+
+        return cls.from_pretrained(default_checkpoint(), device=device, dtype=dtype)
+
     def load_weights(self, directory: str | Path) -> None:
         path = Path(directory) / WEIGHTS_NAME
         if not path.is_file():
