@@ -20,6 +20,7 @@ from lite_plugins.core import (
     build_scorer,
     similarity,
 )
+from lite_plugins.core import hf_model as _hf_model  # noqa: F401  registers model_type "lite" with transformers' Auto classes
 
 __version__ = "0.1.0"
 
