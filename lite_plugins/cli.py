@@ -21,8 +21,14 @@ from pathlib import Path
 
 logger = logging.getLogger("lite_plugins.cli")
 
-DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16",
-          "fp16": "float16"}
+DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+}
 
 
 class CLIError(Exception):
@@ -112,8 +118,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     rows = []
     for run_path in args.run:
         try:
-            metrics = evaluate(read_run(_existing(run_path, "--run file")), qrels, relevance_level=level,
-                               measures=args.measures)
+            metrics = evaluate(
+                read_run(_existing(run_path, "--run file")),
+                qrels,
+                relevance_level=level,
+                measures=args.measures,
+            )
         except ValueError as error:
             raise CLIError(f"{run_path}: {error}") from None
         rows.append((run_path, metrics))
@@ -190,8 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="nDCG@10, MRR@10 and R@100 of TREC runs (ir_measures)")
     evaluate.add_argument("--run", required=True, nargs="+", help="one or more TREC run files")
     evaluate.add_argument("--qrels", required=True)
-    evaluate.add_argument("--relevance-level", type=int, help="minimum grade counted relevant for RR and R "
-                          "(default: 2 for graded 0-3 TREC DL judgments, else 1)")
+    evaluate.add_argument(
+        "--relevance-level",
+        type=int,
+        help="minimum grade counted relevant for RR and R (default: 2 for graded 0-3 TREC DL judgments, else 1)",
+    )
     evaluate.add_argument("--measures", nargs="+", default=["nDCG@10", "RR@10", "R@100"])
     evaluate.add_argument("--json", help="also write the numbers to this JSON file")
     evaluate.set_defaults(handler=run_evaluate)

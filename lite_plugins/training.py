@@ -75,7 +75,7 @@ class TrainingConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.group_size < 2:
             raise ValueError(f"group_size must be >= 2 (a ranking loss compares candidates), got {self.group_size}")
-        if self.batch_size < 1 or self.epochs < 1 and self.max_steps < 1:
+        if self.batch_size < 1 or (self.epochs < 1 and self.max_steps < 1):
             raise ValueError("batch_size must be >= 1 and either epochs or max_steps >= 1")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
@@ -164,15 +164,18 @@ def load_groups(
     for qid, docs in merged.items():
         if qid not in query_texts or qid not in targets:
             continue
-        if teacher is not None:
-            docids = [d for d in docs if d in targets[qid]]
-        else:
-            docids = list(docs)
+        # Distillation needs a teacher score for every candidate; with qrels, unjudged ones count as grade 0.
+        docids = [d for d in docs if d in targets[qid]] if teacher is not None else list(docs)
         if len(docids) < 2:
             continue
         groups.append(
-            QueryGroup(qid, query_texts[qid], docids, [docs[d] for d in docids],
-                       [targets[qid].get(d, 0.0) for d in docids])
+            QueryGroup(
+                qid,
+                query_texts[qid],
+                docids,
+                [docs[d] for d in docids],
+                [targets[qid].get(d, 0.0) for d in docids],
+            )
         )
     if not groups:
         raise ValueError("no training query has both query text, candidates and targets; check the qids in the files")
@@ -203,8 +206,13 @@ class VectorCache:
     Stored with safetensors (flat fp16 vectors + offsets), never pickle.
     """
 
-    def __init__(self, model: LiteModel, cache_dir: str | Path | None = None, batch_size: int = 64,
-                 show_progress_bar: bool = False) -> None:
+    def __init__(
+        self,
+        model: LiteModel,
+        cache_dir: str | Path | None = None,
+        batch_size: int = 64,
+        show_progress_bar: bool = False,
+    ) -> None:
         self.model = model
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.batch_size = batch_size
@@ -213,7 +221,10 @@ class VectorCache:
 
     def _key(self, side: str) -> str:
         config = self.model.get_config()
-        relevant = {"encoder": config["encoder"], "budget": config["token_budget"] if side == "document" else None}
+        relevant = {
+            "encoder": config["encoder"],
+            "budget": config["token_budget"] if side == "document" else None,
+        }
         weights = hashlib.sha256()
         for name, tensor in sorted(self.model.encoder.state_dict().items()):
             weights.update(name.encode())
@@ -252,19 +263,29 @@ class VectorCache:
         if not missing:
             return
         encode = self.model.encode_queries if side == "query" else self.model.encode_documents
-        encoded = encode([t for t, _ in missing], batch_size=self.batch_size,
-                         show_progress_bar=self.show_progress_bar, output_device="cpu")
+        encoded = encode(
+            [t for t, _ in missing],
+            batch_size=self.batch_size,
+            show_progress_bar=self.show_progress_bar,
+            output_device="cpu",
+        )
         pieces = [v.to(torch.float16) for v in encoded.unpadded()]
         for (text, _), vectors in zip(missing, pieces):
             self.vectors[(side, text)] = vectors
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             names = [d for _, d in missing]
-            path = self.cache_dir / f"{self._key(side)}-{hashlib.sha256(''.join(names).encode()).hexdigest()[:12]}.safetensors"
+            path = (
+                self.cache_dir
+                / f"{self._key(side)}-{hashlib.sha256(''.join(names).encode()).hexdigest()[:12]}.safetensors"
+            )
             offsets = torch.tensor([0, *torch.tensor([len(p) for p in pieces]).cumsum(0).tolist()])
             temporary = path.with_name(path.name + ".tmp")
-            save_file({"vectors": torch.cat(pieces).contiguous(), "offsets": offsets}, str(temporary),
-                      metadata={"text_sha256": json.dumps(names)})
+            save_file(
+                {"vectors": torch.cat(pieces).contiguous(), "offsets": offsets},
+                str(temporary),
+                metadata={"text_sha256": json.dumps(names)},
+            )
             os.replace(temporary, path)
 
     def batch(self, texts: Sequence[str], side: str) -> TokenEmbeddings:
@@ -384,15 +405,20 @@ def train(
                 queries = cache.batch([g.query for g in batch], "query").to(device)
                 documents = cache.batch(texts, "document").to(device)
                 dtype = model.scorer.parameter_dtype
-                group_docs = documents.embeddings.to(dtype).view(len(batch), config.group_size, -1,
-                                                                 documents.embeddings.shape[-1])
+                group_docs = documents.embeddings.to(dtype).view(
+                    len(batch), config.group_size, -1, documents.embeddings.shape[-1]
+                )
                 scores = model.scorer.score(
-                    queries.embeddings.to(dtype), group_docs, queries.mask,
-                    documents.mask.view(len(batch), config.group_size, -1), pairing="grouped",
+                    queries.embeddings.to(dtype),
+                    group_docs,
+                    queries.mask,
+                    documents.mask.view(len(batch), config.group_size, -1),
+                    pairing="grouped",
                 )
             else:
-                query_features = {k: v.to(device) for k, v in model.encoder.tokenize([g.query for g in batch],
-                                                                                     "query").items()}
+                query_features = {
+                    k: v.to(device) for k, v in model.encoder.tokenize([g.query for g in batch], "query").items()
+                }
                 document_features = {k: v.to(device) for k, v in model.encoder.tokenize(texts, "document").items()}
                 scores = model(query_features, document_features, pairing="grouped", group_size=config.group_size)
             loss = compute_loss(config.loss, scores, targets, config.temperature)

@@ -38,7 +38,9 @@ def test_over_long_text_is_truncated_not_a_crash(tiny_model: LiteModel) -> None:
 
 
 def test_markers_and_special_tokens(tiny_encoder) -> None:
-    tokens = tiny_encoder.tokenizer.convert_ids_to_tokens(tiny_encoder.tokenize(["the cat"], "document")["input_ids"][0])
+    tokens = tiny_encoder.tokenizer.convert_ids_to_tokens(
+        tiny_encoder.tokenize(["the cat"], "document")["input_ids"][0]
+    )
     assert tokens == ["[CLS]", "[", "d", "]", "the", "cat", "[SEP]"]
 
 
@@ -145,7 +147,7 @@ def test_missing_and_corrupt_checkpoints(tiny_model: LiteModel, tmp_path: Path) 
         LiteModel.from_pretrained(tmp_path / "nothing-here")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
         LiteModel.from_pretrained(empty)
     tiny_model.save_pretrained(tmp_path / "ckpt")
     weights = tmp_path / "ckpt" / WEIGHTS_NAME
@@ -216,7 +218,11 @@ def test_token_embeddings_helpers() -> None:
 
 
 def test_head_only_checkpoint_references_encoder_weights(
-    tiny_model: LiteModel, corpus: list[str], tmp_path: Path, tiny_bert_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model: LiteModel,
+    corpus: list[str],
+    tmp_path: Path,
+    tiny_bert_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A frozen-encoder checkpoint stores only the head and loads the encoder from an installed package."""
     import sys

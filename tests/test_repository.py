@@ -18,7 +18,7 @@ def _block(marker: str) -> str:
 
 def test_ci_runs_the_readme_commands() -> None:
     script = (REPO_ROOT / ".ci" / "run").read_text()
-    assert 'extract main-job' in script and 'extract tests' in script
+    assert "extract main-job" in script and "extract tests" in script
     assert "pytest" in _block("tests") and "pip install" in _block("tests")
     assert "lite-plugins rerank" in _block("main-job") and "pip install" in _block("main-job")
 

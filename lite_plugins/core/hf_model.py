@@ -142,9 +142,7 @@ class PairSplitter:
             raise ValueError(f"input_ids must have shape [batch, tokens], got {tuple(input_ids.shape)}")
         ids_rows = input_ids.tolist()
         mask_rows = (
-            attention_mask.tolist()
-            if attention_mask is not None
-            else [[1] * input_ids.shape[1]] * len(ids_rows)
+            attention_mask.tolist() if attention_mask is not None else [[1] * input_ids.shape[1]] * len(ids_rows)
         )
         use_types = token_type_ids is not None and self.second_type is not None
         type_rows = token_type_ids.tolist() if use_types else None  # type: ignore[union-attr]
@@ -199,9 +197,7 @@ class LiteForSequenceClassification(PreTrainedModel):
     def __init__(self, config: LiteConfig, lite_model: LiteModel | None = None) -> None:
         super().__init__(config)
         if config.num_labels != 1:
-            raise ValueError(
-                f"a LITE model gives one score per pair: num_labels must be 1, got {config.num_labels}"
-            )
+            raise ValueError(f"a LITE model gives one score per pair: num_labels must be 1, got {config.num_labels}")
         if lite_model is None:
             # Architecture + tokenizer from the config's folder; from_pretrained loads the weights.
             directory = config.name_or_path
@@ -266,9 +262,7 @@ class LiteForSequenceClassification(PreTrainedModel):
         quantization, ...) do not apply and are ignored with a debug message.
         """
         dtype = dtype if dtype is not None else kwargs.pop("torch_dtype", None)
-        ignored = sorted(
-            k for k in kwargs if k not in ("cache_dir", "local_files_only", "token", "trust_remote_code")
-        )
+        ignored = sorted(k for k in kwargs if k not in ("cache_dir", "local_files_only", "token", "trust_remote_code"))
         if ignored:
             logger.debug("LiteForSequenceClassification.from_pretrained ignores %s", ignored)
         directory = resolve_checkpoint_dir(pretrained_model_name_or_path, revision)
@@ -313,9 +307,7 @@ class LiteForSequenceClassification(PreTrainedModel):
     ) -> torch.Tensor:
         """Scores ``[n]`` of aligned raw text ids (no special tokens); each distinct query is encoded once."""
         if len(query_ids) != len(document_ids):
-            raise ValueError(
-                f"got {len(query_ids)} queries but {len(document_ids)} documents; pairs must align"
-            )
+            raise ValueError(f"got {len(query_ids)} queries but {len(document_ids)} documents; pairs must align")
         device = self.device
         if not query_ids:
             return torch.zeros(0, device=device, dtype=self.scorer.parameter_dtype)
@@ -323,9 +315,7 @@ class LiteForSequenceClassification(PreTrainedModel):
         rows = [unique.setdefault(tuple(ids), len(unique)) for ids in query_ids]
         encoder = self.encoder
         query_features = {k: v.to(device) for k, v in encoder.build_features(list(unique), "query").items()}
-        document_features = {
-            k: v.to(device) for k, v in encoder.build_features(document_ids, "document").items()
-        }
+        document_features = {k: v.to(device) for k, v in encoder.build_features(document_ids, "document").items()}
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
             queries = encoder(query_features)
             documents = encoder(document_features)
@@ -363,8 +353,7 @@ class LiteForSequenceClassification(PreTrainedModel):
 
             if not is_lite_checkpoint(directory):
                 raise FileExistsError(
-                    f"{existing} belongs to a model that is not LITE; refusing to overwrite it. "
-                    "Choose another folder."
+                    f"{existing} belongs to a model that is not LITE; refusing to overwrite it. Choose another folder."
                 )
         if getattr(self.encoder, "source", None) and not self.encoder_frozen:
             # A checkpoint may reference unchanged pretrained encoder weights instead of holding them; once
@@ -379,9 +368,7 @@ class LiteForSequenceClassification(PreTrainedModel):
         state = state_dict if state_dict is not None else self.state_dict()
         state = {k: v.detach().contiguous().cpu() for k, v in state.items() if k not in referenced}
         metadata = {"format": "pt", "lite_format_version": str(FORMAT_VERSION)}
-        _atomic_write(
-            directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), metadata=metadata), directory
-        )
+        _atomic_write(directory / WEIGHTS_NAME, lambda path: save_file(state, str(path), metadata=metadata), directory)
         if save_tokenizer and not (directory / "tokenizer_config.json").is_file():
             self.encoder.save_tokenizer(directory)
 

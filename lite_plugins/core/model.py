@@ -62,14 +62,15 @@ class LiteModel(nn.Module):
     ) -> None:
         super().__init__()
         stored = token_budget.tokens if token_budget is not None else encoder.document_length
-        if scorer.fixed_lengths and (
-            scorer.query_length < encoder.query_length or scorer.document_length < stored
-        ):
+        if scorer.fixed_lengths and (scorer.query_length < encoder.query_length or scorer.document_length < stored):
             raise ValueError(
                 f"scorer takes {scorer.query_length} x {scorer.document_length} tokens but the encoder yields up to "
                 f"{encoder.query_length} x {stored}; build the scorer with at least those lengths"
             )
-        if not scorer.uses_similarity and getattr(scorer, "embedding_dim", encoder.embedding_dim) != encoder.embedding_dim:
+        if (
+            not scorer.uses_similarity
+            and getattr(scorer, "embedding_dim", encoder.embedding_dim) != encoder.embedding_dim
+        ):
             raise ValueError(
                 f"scorer expects {scorer.embedding_dim}-d vectors, encoder gives {encoder.embedding_dim}-d"  # type: ignore[attr-defined]
             )
@@ -104,7 +105,10 @@ class LiteModel(nn.Module):
             torch.manual_seed(seed)
         if not isinstance(encoder, TokenEncoder):
             encoder = TransformerTokenEncoder.from_pretrained(
-                encoder, query_length=query_length, document_length=document_length, projection_dim=projection_dim
+                encoder,
+                query_length=query_length,
+                document_length=document_length,
+                projection_dim=projection_dim,
             )
         budget = None
         if document_tokens is not None:
@@ -191,11 +195,16 @@ class LiteModel(nn.Module):
             )
         for key, tensor in state.items():
             if tensor.shape != expected[key].shape:
-                raise CheckpointError(f"{path}: {key} has shape {tuple(tensor.shape)}, config says {tuple(expected[key].shape)}")
+                raise CheckpointError(
+                    f"{path}: {key} has shape {tuple(tensor.shape)}, config says {tuple(expected[key].shape)}"
+                )
         self.load_state_dict(state, strict=not referenced)
 
     def save_pretrained(
-        self, directory: str | Path, model_card: str | None = None, encoder_source: dict[str, str] | None = None
+        self,
+        directory: str | Path,
+        model_card: str | None = None,
+        encoder_source: dict[str, str] | None = None,
     ) -> Path:
         """Write config, safetensors weights, tokenizer and model card; atomically (write, then rename).
 

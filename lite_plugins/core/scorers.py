@@ -96,7 +96,9 @@ class LiteScorer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Zero the padding and pad S with zeros to [..., query_length, document_length]."""
         if not isinstance(S, torch.Tensor) or S.dim() < 2:
-            raise ValueError(f"S must be a tensor of shape [..., query_tokens, document_tokens], got {getattr(S, 'shape', S)}")
+            raise ValueError(
+                f"S must be a tensor of shape [..., query_tokens, document_tokens], got {getattr(S, 'shape', S)}"
+            )
         _check_finite("S", S)
         n_q, n_d = S.shape[-2], S.shape[-1]
         if self.fixed_lengths and (n_q > self.query_length or n_d > self.document_length):
@@ -175,7 +177,10 @@ class FlattenedLite(LiteScorer):
     kind = "flattened"
 
     def __init__(
-        self, query_length: int = 32, document_length: int = 180, hidden_sizes: tuple[int, ...] | list[int] = (512, 128)
+        self,
+        query_length: int = 32,
+        document_length: int = 180,
+        hidden_sizes: tuple[int, ...] | list[int] = (512, 128),
     ) -> None:
         super().__init__(query_length, document_length)
         if not hidden_sizes:
@@ -211,13 +216,18 @@ class MaxSim(LiteScorer):
     kind = "maxsim"
     fixed_lengths = False
 
-    def __init__(self, query_length: int = 32, document_length: int = 180, scale: float = 1.0, bias: float = 0.0) -> None:
+    def __init__(
+        self, query_length: int = 32, document_length: int = 180, scale: float = 1.0, bias: float = 0.0
+    ) -> None:
         super().__init__(query_length, document_length)
         self.scale = nn.Parameter(torch.tensor(float(scale)))
         self.bias = nn.Parameter(torch.tensor(float(bias)))
 
     def forward(
-        self, S: torch.Tensor, query_mask: torch.Tensor | None = None, document_mask: torch.Tensor | None = None
+        self,
+        S: torch.Tensor,
+        query_mask: torch.Tensor | None = None,
+        document_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         S, query_mask, document_mask = self._fit_to_lengths(S, query_mask, document_mask)
         # Padded document columns can never be the maximum; a document with no tokens adds 0 per query token.
@@ -290,16 +300,19 @@ class MeanMLP(LiteScorer):
             q = q[:, None, :].expand_as(d)
         return self.mlp(torch.cat([q, d], dim=-1)).squeeze(-1)
 
-    def forward(self, S: torch.Tensor, query_mask: torch.Tensor | None = None, document_mask: torch.Tensor | None = None):
+    def forward(
+        self,
+        S: torch.Tensor,
+        query_mask: torch.Tensor | None = None,
+        document_mask: torch.Tensor | None = None,
+    ):
         raise TypeError(
             "MeanMLP scores mean token vectors, not a similarity matrix: call "
             "scorer.score(queries, documents, query_mask, document_mask, pairing=...)"
         )
 
 
-SCORERS: dict[str, type[LiteScorer]] = {
-    cls.kind: cls for cls in (SeparableLite, FlattenedLite, MaxSim, MeanMLP)
-}
+SCORERS: dict[str, type[LiteScorer]] = {cls.kind: cls for cls in (SeparableLite, FlattenedLite, MaxSim, MeanMLP)}
 
 
 def build_scorer(config: dict[str, Any] | str, **overrides: Any) -> LiteScorer:

