@@ -220,16 +220,13 @@ class VectorCache:
         self.vectors: dict[tuple[str, str], torch.Tensor] = {}
 
     def _key(self, side: str) -> str:
-        config = self.model.get_config()
-        relevant = {
-            "encoder": config["encoder"],
-            "budget": config["token_budget"] if side == "document" else None,
-        }
+        """Names shards by encoder settings and weights; the token budget is applied after the cache."""
         weights = hashlib.sha256()
         for name, tensor in sorted(self.model.encoder.state_dict().items()):
             weights.update(name.encode())
             weights.update(tensor.detach().float().cpu().numpy().tobytes()[:4096])
-        digest = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode() + weights.digest())
+        settings = json.dumps({"encoder": self.model.encoder.get_config(), "budget": None}, sort_keys=True, default=str)
+        digest = hashlib.sha256(settings.encode() + weights.digest())
         return f"{side}-{digest.hexdigest()[:16]}"
 
     def _load_shards(self, side: str) -> dict[str, torch.Tensor]:
@@ -262,9 +259,9 @@ class VectorCache:
                 self.vectors[(side, text)] = stored[digest]
         if not missing:
             return
-        encode = self.model.encode_queries if side == "query" else self.model.encode_documents
-        encoded = encode(
+        encoded = self.model.encoder.encode(
             [t for t, _ in missing],
+            side,  # type: ignore[arg-type]
             batch_size=self.batch_size,
             show_progress_bar=self.show_progress_bar,
             output_device="cpu",
@@ -289,7 +286,9 @@ class VectorCache:
             os.replace(temporary, path)
 
     def batch(self, texts: Sequence[str], side: str) -> TokenEmbeddings:
-        return TokenEmbeddings.pad([self.vectors[(side, t)] for t in texts])
+        """Padded float32 vectors of cached texts; documents get the model's token budget."""
+        batch = TokenEmbeddings.pad([self.vectors[(side, t)].float() for t in texts])
+        return self.model.apply_token_budget(batch) if side == "document" else batch
 
 
 # --- distributed -------------------------------------------------------------------------------
@@ -336,13 +335,41 @@ def build_model(config: TrainingConfig) -> LiteModel:
     )
 
 
+@torch.no_grad()
+def validation_loss(
+    model: LiteModel, groups: Sequence[QueryGroup], config: TrainingConfig, cache: VectorCache | None = None
+) -> float:
+    """Mean loss over each validation query's full candidate list (no sampling)."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for group in groups:
+        if cache is not None:
+            queries = cache.batch([group.query], "query")
+            documents = cache.batch(group.texts, "document")
+        else:
+            queries = model.encode_queries([group.query])
+            documents = model.encode_documents(group.texts)
+        scores = model.score_embeddings(queries, documents)
+        targets = torch.tensor([group.targets], device=scores.device)
+        total += float(compute_loss(config.loss, scores, targets, config.temperature))
+    model.train(was_training)
+    return total / max(1, len(groups))
+
+
 def train(
     model: LiteModel,
     groups: Sequence[QueryGroup],
     config: TrainingConfig,
     cache: VectorCache | None = None,
+    validation: Sequence[QueryGroup] = (),
+    eval_steps: int = 0,
 ) -> list[float]:
-    """Train ``model`` in place on query groups; returns the loss of every step (this process's)."""
+    """Train ``model`` in place on query groups; returns the loss of every step (this process's).
+
+    With ``validation`` groups and ``eval_steps``, the validation loss is computed every ``eval_steps``
+    steps and the weights with the lowest one are restored at the end (logged in ``model.extra_config``).
+    """
     rank, world = _distributed()
     device = torch.device(config.device)
     if device.type == "cuda" and world > 1:
@@ -356,8 +383,8 @@ def train(
     if config.freeze_encoder:
         model.encoder.requires_grad_(False)
         cache = cache or VectorCache(model, show_progress_bar=config.show_progress_bar and rank == 0)
-        cache.add((g.query for g in groups), "query")
-        cache.add((t for g in groups for t in g.texts), "document")
+        cache.add((g.query for g in [*groups, *validation]), "query")
+        cache.add((t for g in [*groups, *validation] for t in g.texts), "document")
     trainable = [p for p in model.parameters() if p.requires_grad]
     if world > 1:
         for parameter in model.parameters():  # every process starts from rank 0's weights
@@ -385,6 +412,8 @@ def train(
         model.encoder.eval()
     progress = tqdm(total=total_steps, desc="Training", disable=not config.show_progress_bar or rank != 0)
     step = 0
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    history: list[tuple[int, float]] = []
     while step < total_steps:
         order = list(range(len(groups)))
         rng.shuffle(order)  # same seed on every process: same order, then each takes its share
@@ -435,7 +464,18 @@ def train(
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
             if step % 50 == 0:
                 logger.info("step %d/%d loss %.4f", step, total_steps, sum(losses[-50:]) / len(losses[-50:]))
+            if validation and eval_steps and (step % eval_steps == 0 or step == total_steps):
+                value = validation_loss(model, validation, config, cache if config.freeze_encoder else None)
+                history.append((step, value))
+                logger.info("step %d validation loss %.4f", step, value)
+                if best is None or value < best[0]:
+                    best = (value, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                if config.freeze_encoder:
+                    model.encoder.eval()
     progress.close()
+    if best is not None:
+        model.load_state_dict(best[2])
+        model.extra_config["validation"] = {"best_step": best[1], "best_loss": best[0], "history": history}
     model.eval()
     return losses
 

