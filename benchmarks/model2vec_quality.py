@@ -23,14 +23,18 @@ import json
 import logging
 import os
 import random
-import re
 import statistics
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eval_sets import bm25_candidates  # the shared, cached BM25 top-100 of the classic collections
 
 from lite_plugins.core import LiteModel, TokenEmbeddings
 from lite_plugins.core.encoders.static import StaticTokenEncoder
@@ -39,7 +43,6 @@ from lite_plugins.data import (
     Candidate,
     evaluate,
     read_candidates,
-    read_corpus,
     read_qrels,
     read_queries,
     read_teacher,
@@ -76,33 +79,6 @@ def static_model_path(path: Path) -> Path:
         logger.info("distilling a static model from the offline MiniLM into %s", path)
         distill_static_model(default_student_path(), path, pca_dims=256)
     return path
-
-
-def bm25_candidates(name: str, depth: int = 100) -> dict[str, list[Candidate]]:
-    """BM25 top-``depth`` with texts for an out-of-domain set, built once with PISA and cached as JSONL."""
-    cached = SCRATCH / "bm25" / f"{name}.bm25.top{depth}.jsonl"
-    if not cached.is_file():
-        import pandas as pd
-        import pyterrier as pt  # noqa: F401  (initializes PyTerrier for pyterrier_pisa)
-        from pyterrier_pisa import PisaIndex
-
-        corpus = {record["docno"]: record["text"] for record in read_corpus(DATA / name / "corpus.jsonl")}
-        index = PisaIndex(str(SCRATCH / "bm25" / f"{name}.pisa"), text_field="text", overwrite=True)
-        index.index({"docno": docno, "text": text} for docno, text in corpus.items())
-        queries = read_queries(DATA / name / "queries.tsv")
-        topics = pd.DataFrame({"qid": list(queries), "query": [re.sub(r"[^\w\s]", " ", q) for q in queries.values()]})
-        results = index.bm25(num_results=depth).transform(topics)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        with open(cached, "w", encoding="utf-8") as handle:
-            for row in results.itertuples():
-                record = {
-                    "qid": row.qid,
-                    "docid": row.docno,
-                    "rank": int(row.rank) + 1,
-                    "score": float(row.score),
-                }
-                handle.write(json.dumps({**record, "text": corpus[row.docno]}) + "\n")
-    return read_candidates(cached)
 
 
 def evaluation_sets(max_queries: int | None = None) -> dict[str, dict[str, Any]]:

@@ -110,15 +110,14 @@ def test_reranker_long_texts_and_single_candidate(tiny_model: LiteModel) -> None
 def test_default_reranker_uses_the_shipped_checkpoint_or_says_why_not(
     tiny_model: LiteModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sys
+    from lite_plugins.core import default as default_module
 
     tiny_model.save_pretrained(tmp_path / "shipped")
-    default_module = pytest.importorskip("lite_plugins.core.default")
-    monkeypatch.setattr(default_module, "default_checkpoint", lambda: tmp_path / "shipped")
+    monkeypatch.setattr(default_module, "DEFAULT_CHECKPOINT_DIR", tmp_path / "shipped")
     reranker = LiteReranker.default(batch_size=4)
     assert reranker.batch_size == 4 and repr(reranker).startswith(f"LiteReranker({str(tmp_path / 'shipped')!r}")
-    monkeypatch.setitem(sys.modules, "lite_plugins.core.default", None)  # an installation without it
-    with pytest.raises(RuntimeError, match="no default checkpoint"):
+    monkeypatch.setattr(default_module, "DEFAULT_CHECKPOINT_DIR", tmp_path / "not-installed")
+    with pytest.raises(FileNotFoundError, match="no default checkpoint"):
         LiteReranker.default()
 
 

@@ -43,9 +43,7 @@ def make_pairs(corpus: list[str]) -> list[tuple[str, str]]:
 
 
 def new_model(path: Path, scorer: str = "separable") -> LiteCrossEncoder:
-    return LiteCrossEncoder.from_encoder(
-        path, scorer=scorer, query_length=8, document_length=16, seed=0, device="cpu"
-    )
+    return LiteCrossEncoder.from_encoder(path, scorer=scorer, query_length=8, document_length=16, seed=0, device="cpu")
 
 
 @pytest.fixture(params=["bert", "roberta"])
@@ -55,9 +53,7 @@ def encoder_path(request: pytest.FixtureRequest, tiny_bert_path: Path, tiny_robe
 
 
 # --- loading, saving, identical scores ---------------------------------------------------------
-def test_saved_model_scores_identically_everywhere(
-    encoder_path: Path, corpus: list[str], tmp_path: Path
-) -> None:
+def test_saved_model_scores_identically_everywhere(encoder_path: Path, corpus: list[str], tmp_path: Path) -> None:
     model = new_model(encoder_path)
     pairs = make_pairs(corpus)
     scores = model.predict(pairs)
@@ -73,14 +69,10 @@ def test_saved_model_scores_identically_everywhere(
     # The stock path tokenizes pairs and splits them inside forward; the others encode texts directly.
     np.testing.assert_allclose(stock.predict(pairs), scores, atol=1e-5)
     np.testing.assert_allclose(core_scores, scores, atol=1e-5)
-    np.testing.assert_allclose(
-        LiteCrossEncoder(str(tmp_path / "ckpt"), device="cpu").predict(pairs), scores, atol=1e-5
-    )
+    np.testing.assert_allclose(LiteCrossEncoder(str(tmp_path / "ckpt"), device="cpu").predict(pairs), scores, atol=1e-5)
 
 
-def test_core_checkpoint_loads_in_stock_cross_encoder(
-    tiny_model: LiteModel, corpus: list[str], tmp_path: Path
-) -> None:
+def test_core_checkpoint_loads_in_stock_cross_encoder(tiny_model: LiteModel, corpus: list[str], tmp_path: Path) -> None:
     tiny_model.save_pretrained(tmp_path / "core")
     assert "sentence_transformers" not in json.loads((tmp_path / "core" / "config.json").read_text())
     stock = CrossEncoder(str(tmp_path / "core"), device="cpu")
@@ -341,9 +333,7 @@ def tiny_sentence_transformer(tiny_bert_path: Path) -> SentenceTransformer:
     return SentenceTransformer(modules=[transformer, pooling], device="cpu")
 
 
-def test_teacher_scores_dense_and_maxsim(
-    tiny_sentence_transformer: SentenceTransformer, corpus: list[str]
-) -> None:
+def test_teacher_scores_dense_and_maxsim(tiny_sentence_transformer: SentenceTransformer, corpus: list[str]) -> None:
     queries = {"q1": corpus[0], "q2": corpus[3]}
     candidates = {
         "q1": [(f"d{i}", t) for i, t in enumerate(corpus)],
@@ -429,23 +419,31 @@ def test_referenced_encoder_weights_stay_referenced_only_while_frozen(
     tiny_model.save_pretrained(tmp_path / "ref", encoder_source={"python_package": "tiny_bert_weights"})
     pairs = make_pairs(corpus)
     expected = tiny_model.score_pairs([q for q, _ in pairs], [d for _, d in pairs]).numpy()
-    np.testing.assert_allclose(
-        CrossEncoder(str(tmp_path / "ref"), device="cpu").predict(pairs), expected, atol=1e-5
-    )
+    np.testing.assert_allclose(CrossEncoder(str(tmp_path / "ref"), device="cpu").predict(pairs), expected, atol=1e-5)
 
     model = LiteCrossEncoder(str(tmp_path / "ref"), device="cpu")
     model.freeze_encoder()
     model.save_pretrained(str(tmp_path / "frozen"))
-    assert not any(
-        k.startswith("encoder.model.") for k in load_file(str(tmp_path / "frozen" / "model.safetensors"))
-    )
+    assert not any(k.startswith("encoder.model.") for k in load_file(str(tmp_path / "frozen" / "model.safetensors")))
     model.freeze_encoder(False)
     model.save_pretrained(str(tmp_path / "full"))
-    assert any(
-        k.startswith("encoder.model.") for k in load_file(str(tmp_path / "full" / "model.safetensors"))
-    )
+    assert any(k.startswith("encoder.model.") for k in load_file(str(tmp_path / "full" / "model.safetensors")))
     for folder in ("frozen", "full"):
-        scores = LiteModel.from_pretrained(tmp_path / folder).score_pairs(
-            [q for q, _ in pairs], [d for _, d in pairs]
-        )
+        scores = LiteModel.from_pretrained(tmp_path / folder).score_pairs([q for q, _ in pairs], [d for _, d in pairs])
         np.testing.assert_allclose(scores.numpy(), expected, atol=1e-5)
+
+
+def test_default_loads_the_shipped_checkpoint(tiny_bert_path, tmp_path, monkeypatch) -> None:
+    from lite_plugins.core import LiteModel
+    from lite_plugins.core import default as default_module
+
+    model = LiteModel.from_encoder(tiny_bert_path, scorer="maxsim", query_length=8, document_length=16)
+    model.save_pretrained(tmp_path / "shipped")
+    monkeypatch.setattr(default_module, "DEFAULT_CHECKPOINT_DIR", tmp_path / "shipped")
+    cross_encoder = LiteCrossEncoder.default(device="cpu")
+    pairs = [("the cat", "the cat sat on the mat"), ("the cat", "quantum field theory")]
+    expected = model.score_pairs([q for q, _ in pairs], [d for _, d in pairs])
+    assert np.allclose(cross_encoder.predict(pairs), expected.numpy(), atol=1e-5)
+    monkeypatch.setattr(default_module, "DEFAULT_CHECKPOINT_DIR", tmp_path / "not-installed")
+    with pytest.raises(FileNotFoundError, match="no default checkpoint"):
+        LiteCrossEncoder.default()

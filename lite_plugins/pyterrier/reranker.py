@@ -66,15 +66,8 @@ class LiteReranker(pt.Estimator):
     @classmethod
     def default(cls, **kwargs: Any) -> LiteReranker:
         """The re-ranker over lite_plugins' shipped default checkpoint (frozen MiniLM + trained LITE head)."""
-        try:
-            from lite_plugins.core.default import default_checkpoint  # type: ignore[import-not-found]
-        except ModuleNotFoundError as error:
-            if error.name not in ("lite_plugins.core.default",):
-                raise
-            raise RuntimeError(
-                "this version of lite_plugins ships no default checkpoint yet; "
-                "pass a LITE checkpoint folder or a LiteModel to LiteReranker(...)"
-            ) from None
+        from lite_plugins.core.default import default_checkpoint
+
         return cls(default_checkpoint(), **kwargs)
 
     def __repr__(self) -> str:

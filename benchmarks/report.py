@@ -1,0 +1,200 @@
+"""Build docs/results.md (tables) and docs/quality_vs_latency.svg from benchmarks/results/*.json.
+
+    python benchmarks/report.py
+
+Nothing here measures anything: every number comes from a JSON file written by a benchmark script,
+and the page names the command that wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs"
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def quality_section(quality: dict) -> list[str]:
+    results = quality["results"]
+    columns = [
+        c
+        for c in ("dl21-bm25", "dl21-splade", "vaswani", "cranfield", "cisi", "noveleval", "out-of-domain mean")
+        if any(c in r for r in results.values())
+    ]
+    lines = [
+        "## Quality",
+        "",
+        "nDCG@10 (MRR@10 below it) re-ranking top-100 candidates. DL21 is the development set (relevance >= 2 for",
+        "MRR); the out-of-domain sets re-rank BM25 top-100 from PISA. Queries per set: "
+        + ", ".join(f"{k} {v['queries']}" for k, v in quality["sets"].items())
+        + ".",
+        "",
+        "Command: `python benchmarks/train_heads.py && python benchmarks/quality.py`",
+        "",
+        "| system | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for name, per_set in results.items():
+        cells = []
+        for column in columns:
+            metrics = per_set.get(column)
+            if not metrics:
+                cells.append("-")
+            elif "RR@10" in metrics:
+                cells.append(f"{metrics['nDCG@10']:.3f}<br>{metrics['RR@10']:.3f}")
+            else:
+                cells.append(f"{metrics['nDCG@10']:.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def speed_section(speed: dict) -> list[str]:
+    settings = speed["settings"]
+    lines = [
+        "## Speed",
+        "",
+        f"Median time per query to re-rank {settings['candidates']} DL21 BM25 candidates "
+        f"({settings['queries']} queries), device {settings['device']}, {settings['torch_threads']} torch threads,",
+        "every system run in turn for each query in one process. From stored vectors = the query is encoded, the",
+        "stored document vectors are scored; the CrossEncoder reads text.",
+        "",
+        "Command: `python benchmarks/speed.py`",
+        "",
+        "| system | ms / query | x LITE |",
+        "|---|---|---|",
+    ]
+    for row in speed["rows"]:
+        lines.append(f"| {row['system']} | {row['median_ms_per_query']:.1f} | {row['relative_to_lite']:.2f} |")
+    lines += ["", "| indexing | documents / s |", "|---|---|"]
+    lines += [f"| {name} | {value:.1f} |" for name, value in speed["indexing"].items()]
+    lines += ["", "| goal | measured |", "|---|---|"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in speed["goals"].items()]
+    return [*lines, ""]
+
+
+def storage_section(storage: dict) -> list[str]:
+    lines = [
+        "## Storage",
+        "",
+        f"Bytes per document over {storage['documents']} DL21 BM25 candidate passages (mean "
+        f"{storage['mean_tokens']:.1f} tokens after the 180-token cut). Computed rows use each document's real",
+        f"token count; measured rows are on-disk sizes of indexes of {storage['index_documents']} of them.",
+        "",
+        "Command: `python benchmarks/storage.py`",
+        "",
+        "| setting | bytes / document | x full | how |",
+        "|---|---|---|---|",
+    ]
+    for row in storage["rows"]:
+        lines.append(
+            f"| {row['setting']} | {row['bytes_per_document']:,.0f} | {row['fraction_of_full']:.3f} | {row['kind']} |"
+        )
+    return [*lines, ""]
+
+
+def scorer_speed_section(scorer_speed: dict) -> list[str]:
+    lines = [
+        "## Scorer cost alone",
+        "",
+        "CPU time to score 100 stored candidates (180 tokens) for one query (32 tokens), vectors given.",
+        "",
+        "Command: `python benchmarks/scorer_speed.py`",
+        "",
+        "| scorer | parameters | median ms |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {r['scorer']} | {r['parameters']:,} | {r['median_ms']:.2f} |" for r in scorer_speed["rows"]]
+    return [*lines, ""]
+
+
+def plot(quality: dict, speed: dict, path: Path) -> bool:
+    """nDCG@10 on DL21 BM25 against ms/query for the systems present in both files (plain SVG)."""
+    pairs = {
+        "MaxSim (lite_plugins)": "MaxSim, untrained (frozen MiniLM)",
+        "PyLate rank.rerank (MaxSim)": "MaxSim, untrained (frozen MiniLM)",
+    }
+    points = []
+    for row in speed["rows"]:
+        name = row["system"]
+        key = pairs.get(name)
+        if key is None:
+            key = next((q for q in quality["results"] if q.split(" ")[0] in name.lower().replace(" ", "-")), None)
+        if "default checkpoint" in name:
+            key = quality.get("default_head", "lite-compact")
+        metrics = quality["results"].get(key or "", {}).get("dl21-bm25")
+        if metrics:
+            points.append((name, row["median_ms_per_query"], metrics["nDCG@10"]))
+    if len(points) < 2:
+        return False
+    width, height, pad = 640, 400, 60
+    xs = [p[1] for p in points]
+    ys = [p[2] for p in points]
+    x_lo, x_hi = 0.0, max(xs) * 1.1
+    y_lo, y_hi = min(ys) - 0.02, max(ys) + 0.02
+
+    def sx(x: float) -> float:
+        return pad + (x - x_lo) / (x_hi - x_lo) * (width - 2 * pad)
+
+    def sy(y: float) -> float:
+        return height - pad - (y - y_lo) / (y_hi - y_lo) * (height - 2 * pad)
+
+    svg = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        'font-size="12">',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
+        f'<text x="{width / 2}" y="{height - 15}" text-anchor="middle">ms per query (re-rank 100, CPU)</text>',
+        f'<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})" text-anchor="middle">'
+        "nDCG@10, DL21 BM25</text>",
+        f'<text x="{pad - 5}" y="{sy(y_lo) + 4}" text-anchor="end">{y_lo:.2f}</text>',
+        f'<text x="{pad - 5}" y="{sy(y_hi) + 4}" text-anchor="end">{y_hi:.2f}</text>',
+        f'<text x="{sx(x_hi)}" y="{height - pad + 15}" text-anchor="end">{x_hi:.0f}</text>',
+    ]
+    for name, x, y in points:
+        svg.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="steelblue"/>')
+        svg.append(f'<text x="{sx(x) + 8:.1f}" y="{sy(y) - 6:.1f}">{name}</text>')
+    svg.append("</svg>")
+    path.write_text("\n".join(svg) + "\n")
+    return True
+
+
+def main() -> None:
+    quality, speed, storage, scorer_speed = load("quality"), load("speed"), load("storage"), load("scorer_speed")
+    lines = [
+        "# Results",
+        "",
+        "Generated by `python benchmarks/report.py` from `benchmarks/results/*.json`; do not edit by hand.",
+        "Each section names the command that produced its numbers; all were run on the project's 2-core CPU",
+        "machine (no GPU was lent to the session that made them), each comparison within one run.",
+        "",
+        "Setup shared by the quality rows: the offline all-MiniLM-L6-v2 encoder, frozen; 32 query and 180",
+        "document tokens; heads distilled on TREC DL 2022 (BM25 + SPLADE top-100, `mpnet_maxsim` teacher,",
+        "listwise KL) with the recipe in `benchmarks/recipe.json`; DL21 used only for evaluation. With a frozen",
+        "encoder a learnable MaxSim scale and bias cannot change a ranking, so 'MaxSim, trained' ranks exactly as",
+        "untrained MaxSim here; the fine-tuned comparison needs a GPU (see `docs/reproduce.md`).",
+        "",
+    ]
+    if quality:
+        lines += quality_section(quality)
+    if speed:
+        lines += speed_section(speed)
+        if quality and plot(quality, speed, DOCS / "quality_vs_latency.svg"):
+            lines += ["![nDCG@10 against latency](quality_vs_latency.svg)", ""]
+    if storage:
+        lines += storage_section(storage)
+    if scorer_speed:
+        lines += scorer_speed_section(scorer_speed)
+    DOCS.mkdir(exist_ok=True)
+    (DOCS / "results.md").write_text("\n".join(lines))
+    print(f"wrote {DOCS / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()
