@@ -35,6 +35,8 @@ HEADS = (
     "maxsim-trained",
     "lite-separable",
     "lite-compact",
+    "lite-compact-residual",
+    "lite-separable-residual",
     "lite-flattened",
     "lite-small-k50",
     "lite-small-k24",

@@ -180,3 +180,14 @@ def test_token_budget_pool_and_truncate() -> None:
     assert pooled[1, :2, 0].tolist() == [1.0, 2.0] and pooled_mask[1].tolist() == [True, True, False]
     truncated, truncated_mask = TokenBudget(3, "truncate", normalize=False)(emb, mask)
     assert truncated[0, :, 0].tolist() == [1.0, 2.0, 3.0] and truncated_mask[0].all()
+
+
+def test_maxsim_residual_starts_as_maxsim_and_learns() -> None:
+    """The residual option: an untrained head scores exactly MaxSim; gradients still reach the MLPs."""
+    scorer = SeparableLite(L1, L2, row_hidden=16, column_hidden=8, maxsim_residual=True)
+    q, qm = random_tokens(2, 5, real=[5, 3])
+    d, dm = random_tokens(4, 9, real=[9, 4, 7, 1])
+    assert torch.allclose(scorer.score(q, d, qm, dm), MaxSim().score(q, d, qm, dm), atol=1e-6)
+    assert build_scorer(scorer.get_config()).maxsim_residual
+    torch.nn.functional.cross_entropy(scorer.score(q, d, qm, dm), torch.tensor([0, 1])).backward()
+    assert scorer.output.weight.grad.abs().sum() > 0 and scorer.maxsim_scale.grad is not None

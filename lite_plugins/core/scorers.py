@@ -37,6 +37,16 @@ def _two_layer_block(in_features: int, hidden: int, out_features: int) -> nn.Seq
     )
 
 
+def maxsim_sum(S: torch.Tensor, query_mask: torch.Tensor, document_mask: torch.Tensor) -> torch.Tensor:
+    """Σ_i max_j S_ij over real tokens: padded columns are never the maximum, padded rows add 0,
+    and a document without tokens adds 0 per query token."""
+    neg_inf = torch.finfo(S.dtype).min
+    best = S.masked_fill(~document_mask[..., None, :], neg_inf).amax(dim=-1)
+    has_document_token = document_mask.any(dim=-1, keepdim=True)
+    best = torch.where(query_mask & has_document_token, best, torch.zeros((), dtype=S.dtype, device=S.device))
+    return best.sum(dim=-1)
+
+
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{name} contains NaN or Inf values; check the encoder output or the stored vectors")
@@ -149,6 +159,7 @@ class SeparableLite(LiteScorer):
         document_length: int = 180,
         row_hidden: int | None = None,
         column_hidden: int | None = None,
+        maxsim_residual: bool = False,
     ) -> None:
         super().__init__(query_length, document_length)
         self.row_hidden = int(row_hidden or HIDDEN_PER_TOKEN * self.document_length)
@@ -156,14 +167,25 @@ class SeparableLite(LiteScorer):
         self.row_mlp = _two_layer_block(self.document_length, self.row_hidden, self.document_length)
         self.column_mlp = _two_layer_block(self.query_length, self.column_hidden, self.query_length)
         self.output = nn.Linear(self.query_length * self.document_length, 1)
+        self.maxsim_residual = bool(maxsim_residual)
+        if self.maxsim_residual:
+            # Our extension (not in the paper): score = LITE(S) + a·MaxSim(S). The LITE output starts at
+            # zero, so an untrained head ranks exactly as MaxSim and training learns a correction to it.
+            nn.init.zeros_(self.output.weight)
+            nn.init.zeros_(self.output.bias)
+            self.maxsim_scale = nn.Parameter(torch.tensor(1.0))
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "row_hidden": self.row_hidden, "column_hidden": self.column_hidden}
+        config = {**super().get_config(), "row_hidden": self.row_hidden, "column_hidden": self.column_hidden}
+        return {**config, "maxsim_residual": True} if self.maxsim_residual else config
 
     def _score_similarity(self, S: torch.Tensor, query_mask: torch.Tensor, document_mask: torch.Tensor) -> torch.Tensor:
         rows = self.row_mlp(S) * query_mask[..., :, None].to(S.dtype)  # [..., L1, L2]
         columns = self.column_mlp(rows.transpose(-1, -2))  # [..., L2, L1]
-        return self.output(columns.flatten(-2)).squeeze(-1)
+        scores = self.output(columns.flatten(-2)).squeeze(-1)
+        if self.maxsim_residual:
+            scores = scores + self.maxsim_scale * maxsim_sum(S, query_mask, document_mask)
+        return scores
 
 
 class FlattenedLite(LiteScorer):
@@ -230,12 +252,7 @@ class MaxSim(LiteScorer):
         document_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         S, query_mask, document_mask = self._fit_to_lengths(S, query_mask, document_mask)
-        # Padded document columns can never be the maximum; a document with no tokens adds 0 per query token.
-        neg_inf = torch.finfo(S.dtype).min
-        best = S.masked_fill(~document_mask[..., None, :], neg_inf).amax(dim=-1)
-        has_document_token = document_mask.any(dim=-1, keepdim=True)
-        best = torch.where(query_mask & has_document_token, best, torch.zeros((), dtype=S.dtype, device=S.device))
-        return self.scale * best.sum(dim=-1) + self.bias
+        return self.scale * maxsim_sum(S, query_mask, document_mask) + self.bias
 
 
 class MeanMLP(LiteScorer):
