@@ -36,7 +36,7 @@ HEADS = (
     "lite-separable",
     "lite-compact",
     "lite-compact-residual",
-    "lite-separable-residual",
+    "lite-small-k50-residual",
     "lite-flattened",
     "lite-small-k50",
     "lite-small-k24",

@@ -110,7 +110,9 @@ def main() -> None:
             shutil.move(str(staging), DEFAULT_CHECKPOINT_DIR)
             logger.info("wrote the default checkpoint to %s", DEFAULT_CHECKPOINT_DIR)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train_heads.json").write_text(json.dumps(summary, indent=2) + "\n")
+    output = RESULTS / "train_heads.json"
+    merged = json.loads(output.read_text()) if output.is_file() else {}  # runs of other variants stay
+    output.write_text(json.dumps({**merged, **summary}, indent=2) + "\n")
     for name, row in summary.items():
         print(
             f"{name:<22} steps={row['steps']:<5} {row['seconds']:>7.0f}s  best validation loss "

@@ -133,6 +133,27 @@ def write_config(directory: str | Path, config: dict[str, Any]) -> None:
     (Path(directory) / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+def recover_interrupted_swap(target: str | Path) -> bool:
+    """Put back the previous folder that an :func:`atomic_directory` swap killed between its renames left.
+
+    Such a swap leaves ``target`` missing and the old folder at ``.name.old-*``; readers of any folder
+    written by :func:`atomic_directory` (checkpoints, indexes) call this when ``target`` is missing.
+    Returns True when a folder was recovered.
+    """
+    path = Path(target)
+    if path.exists() or not path.parent.is_dir():
+        return False
+    leftovers = sorted(path.parent.glob(f".{path.name}.old-*"))
+    if not leftovers:
+        return False
+    logger.warning("recovering %s from an interrupted write (%s)", path, leftovers[-1].name)
+    try:
+        os.replace(leftovers[-1], path)
+    except OSError:  # another reader recovered it first, or a writer finished its swap meanwhile
+        return path.is_dir()
+    return True
+
+
 def resolve_checkpoint_dir(name_or_path: str | Path, revision: str | None = None) -> Path:
     """A local folder as is; otherwise a Hugging Face Hub id, downloaded (needs the internet)."""
     path = Path(name_or_path)
@@ -140,13 +161,8 @@ def resolve_checkpoint_dir(name_or_path: str | Path, revision: str | None = None
         return path
     if path.exists():
         raise CheckpointError(f"{path} is a file; a LITE checkpoint is a folder")
-    # A swap interrupted between its two renames leaves the old checkpoint at .name.old-*.
-    if path.parent.is_dir():
-        leftovers = sorted(path.parent.glob(f".{path.name}.old-*"))
-        if leftovers:
-            logger.warning("recovering %s from an interrupted save (%s)", path, leftovers[-1].name)
-            os.replace(leftovers[-1], path)
-            return path
+    if recover_interrupted_swap(path):
+        return path
     looks_local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1
     if looks_local:
         raise CheckpointError(f"no checkpoint folder at {path}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from pylate import models
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -112,7 +113,7 @@ class LiteColBERT(nn.Module):
         scorer = build_scorer(config["scorer"])
         try:
             scorer.load_state_dict(load_file(str(scorer_dir / SCORER_WEIGHTS)), strict=True)
-        except (OSError, RuntimeError) as error:
+        except (OSError, RuntimeError, SafetensorError) as error:
             raise CheckpointError(f"{scorer_dir}: cannot load the scorer weights: {error}") from error
         colbert = models.ColBERT(model_name_or_path=str(path), device=device or "cpu")
         model = cls(colbert, scorer.to(colbert.device))

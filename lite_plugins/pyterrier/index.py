@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lite_plugins.core import LiteModel, TokenEmbeddings, atomic_directory
+from lite_plugins.core.checkpoint import recover_interrupted_swap
 from lite_plugins.pyterrier._frames import (
     ModelLike,
     check_result_frame,
@@ -144,6 +145,7 @@ class LiteIndex(pta.Artifact, pt.Indexer):
 
     # --- reading ------------------------------------------------------------------------------
     def built(self) -> bool:
+        recover_interrupted_swap(self.path)  # a build killed between its final two renames
         return (self.path / META_NAME).is_file()
 
     @property
@@ -157,26 +159,46 @@ class LiteIndex(pta.Artifact, pt.Indexer):
         if self._payload is None:
             if not self.built():
                 raise FileNotFoundError(f"no LITE index at {self.path} (no {META_NAME}); build it with .indexer(model)")
-            meta = json.loads((self.path / META_NAME).read_text(encoding="utf-8"))
-            if (meta.get("type"), meta.get("format")) != (self.ARTIFACT_TYPE, self.ARTIFACT_FORMAT):
+            try:
+                meta = json.loads((self.path / META_NAME).read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise ValueError(f"{self.path / META_NAME} is not valid JSON ({error}); the index is corrupt") from None
+            if not isinstance(meta, dict) or (meta.get("type"), meta.get("format")) != (
+                self.ARTIFACT_TYPE,
+                self.ARTIFACT_FORMAT,
+            ):
+                kind = f"{meta.get('type')}.{meta.get('format')}" if isinstance(meta, dict) else "an unknown"
                 raise ValueError(
-                    f"{self.path} holds a {meta.get('type')}.{meta.get('format')} artifact, "
-                    f"not {self.ARTIFACT_TYPE}.{self.ARTIFACT_FORMAT}"
+                    f"{self.path} holds a {kind} artifact, not {self.ARTIFACT_TYPE}.{self.ARTIFACT_FORMAT}"
                 )
             shape = (int(meta["token_count"]), int(meta["embedding_dim"]))
-            if shape[0]:
-                vectors = np.memmap(self.path / VECTORS_NAME, dtype=STORAGE_DTYPE, mode="r", shape=shape)
-            else:  # numpy cannot map an empty file
-                vectors = np.zeros(shape, dtype=STORAGE_DTYPE)
-            self._payload = {
-                "meta": meta,
-                "vectors": vectors,
-                "offsets": np.load(self.path / OFFSETS_NAME, mmap_mode="r"),
-                "docnos": np.load(self.path / DOCNOS_NAME, mmap_mode="r"),
-                "sorted_docnos": np.load(self.path / SORTED_DOCNOS_NAME, mmap_mode="r"),
-                "sorted_rows": np.load(self.path / SORTED_ROWS_NAME, mmap_mode="r"),
-            }
+            payload = {"meta": meta, "vectors": self._map_vectors(shape)}
+            for key, name in (
+                ("offsets", OFFSETS_NAME),
+                ("docnos", DOCNOS_NAME),
+                ("sorted_docnos", SORTED_DOCNOS_NAME),
+                ("sorted_rows", SORTED_ROWS_NAME),
+            ):
+                try:  # mmap_mode never unpickles: object arrays are refused
+                    payload[key] = np.load(self.path / name, mmap_mode="r")
+                except (OSError, ValueError) as error:
+                    raise ValueError(f"{self.path / name} is unreadable ({error}); the index is corrupt") from None
+            self._payload = payload
         return self._payload
+
+    def _map_vectors(self, shape: tuple[int, int]) -> np.ndarray:
+        """Memory-map the vectors file, checking its size first (a truncated file is corrupt, not short)."""
+        path = self.path / VECTORS_NAME
+        expected = shape[0] * shape[1] * np.dtype(STORAGE_DTYPE).itemsize
+        actual = path.stat().st_size if path.is_file() else None
+        if actual != expected:
+            raise ValueError(
+                f"{path} holds {actual} bytes but {META_NAME} says {shape[0]} x {shape[1]} float16 vectors "
+                f"({expected} bytes); the index is corrupt: rebuild it"
+            )
+        if not shape[0]:  # numpy cannot map an empty file
+            return np.zeros(shape, dtype=STORAGE_DTYPE)
+        return np.memmap(path, dtype=STORAGE_DTYPE, mode="r", shape=shape)
 
     def _forget(self) -> None:
         """Drop the memory maps (after a rebuild, the files they map are gone)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from torch import nn
 from lite_plugins.core.encoders.base import Side, TokenEmbeddings, TokenEncoder, check_texts
 
 logger = logging.getLogger(__name__)
+
+#: Serializes calls into Hugging Face fast tokenizers (module-level: an nn.Module must stay deep-copyable).
+_TOKENIZER_LOCK = threading.Lock()
 
 
 class TransformerTokenEncoder(TokenEncoder):
@@ -145,6 +149,11 @@ class TransformerTokenEncoder(TokenEncoder):
             model_type = model_config.pop("model_type")
             model = AutoModel.from_config(AutoConfig.for_model(model_type, **model_config))
         tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        if len(tokenizer) <= len(set(tokenizer.all_special_ids)):  # e.g. tokenizer.json missing: only specials
+            raise ValueError(
+                f"the tokenizer in {directory} knows only its special tokens: its vocabulary file "
+                "(tokenizer.json, vocab.txt, ...) is missing or incomplete"
+            )
         encoder = cls(
             model,
             tokenizer,
@@ -219,11 +228,14 @@ class TransformerTokenEncoder(TokenEncoder):
         texts = check_texts(texts, f"{side} texts")
         budget = self.text_budget(side)
         # Truncating here keeps over-long texts cheap; build_features cuts to the exact budget.
-        text_ids = (
-            self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=budget)["input_ids"]
-            if texts
-            else []
-        )
+        text_ids: list[list[int]] = []
+        if texts:
+            # A fast tokenizer is reconfigured on each call with a new max_length; from two threads at once
+            # that raises "RuntimeError: Already borrowed" (huggingface/tokenizers#537): one call at a time.
+            with _TOKENIZER_LOCK:
+                text_ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=budget)[
+                    "input_ids"
+                ]
         return self.build_features(text_ids, side)
 
     # --- encoding -----------------------------------------------------------------------------
