@@ -6,7 +6,7 @@ the frozen offline all-MiniLM-L6-v2 encoder, DL22 BM25 + SPLADE top-100 candidat
 never used here: it is the development set the quality benchmark reports on.
 
     python benchmarks/train_heads.py                       # every variant -> scratch/heads/<name>
-    python benchmarks/train_heads.py --variants lite-compact --default-variant lite-compact
+    python benchmarks/train_heads.py --variants lite-compact-residual --default-variant lite-compact-residual
 
 The vectors of the frozen encoder are computed once and cached in ``scratch/vectors`` (safetensors).
 A GPU makes the encoding fast (``--device cuda``); on a 2-core CPU the first run spends most of its
@@ -46,7 +46,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(recipe["variants"]), choices=list(recipe["variants"]))
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
-        "--default-variant", help="also write this variant as the shipped default checkpoint (recipe: lite-compact)"
+        "--default-variant",
+        help="also write this variant as the shipped default (shipped: lite-compact-residual)",
     )
     parser.add_argument("--output-dir", type=Path, default=SCRATCH / "heads")
     args = parser.parse_args()

@@ -37,9 +37,7 @@ LOSSES = ("listwise-kl", "margin-mse", "listnet")
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--encoder", default=None, help="encoder folder or Hub id (default: offline MiniLM)")
     parser.add_argument("--system", default="bm25", choices=("bm25", "splade"), help="first-stage candidates")
@@ -49,17 +47,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scorer", default="separable", choices=("separable", "flattened"))
     parser.add_argument("--query-length", type=int, default=32)
     parser.add_argument("--document-length", type=int, default=64)
-    parser.add_argument(
-        "--depth", type=int, default=20, help="candidates per query (train pool and re-ranking)"
-    )
+    parser.add_argument("--depth", type=int, default=20, help="candidates per query (train pool and re-ranking)")
     parser.add_argument("--list-size", type=int, default=8, help="documents per listwise training example")
     parser.add_argument("--lists-per-query", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=4, help="queries (or triplets) per step")
     parser.add_argument("--max-steps", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument(
-        "--train-encoder", action="store_true", help="fine-tune the encoder too (slow on CPU)"
-    )
+    parser.add_argument("--train-encoder", action="store_true", help="fine-tune the encoder too (slow on CPU)")
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (GPU)")
     parser.add_argument("--output", type=Path, default=REPO / "runs" / "st-lite")
     parser.add_argument("--seed", type=int, default=0)
@@ -70,9 +64,7 @@ def top_candidates(path: Path, depth: int) -> dict[str, list]:
     return {qid: hits[:depth] for qid, hits in read_candidates(path).items()}
 
 
-def rerank(
-    models: dict[str, LiteModel], queries: dict[str, str], candidates: dict[str, list]
-) -> dict[str, dict]:
+def rerank(models: dict[str, LiteModel], queries: dict[str, str], candidates: dict[str, list]) -> dict[str, dict]:
     """{name: run}; models sharing one encoder share its document vectors (encoded once per query)."""
     runs: dict[str, dict] = {name: {} for name in models}
     groups: dict[int, list[str]] = {}
@@ -109,9 +101,7 @@ def main() -> None:
     train_candidates = top_candidates(train_dir / f"candidates.{args.system}.top100.jsonl", args.depth)
     teacher = read_teacher(train_dir / "teacher.tsv", args.teacher_column, system=system_name)
     if args.loss == "margin-mse":
-        dataset = margin_mse_dataset(
-            train_queries, train_candidates, teacher, pairs_per_query=args.lists_per_query * 4
-        )
+        dataset = margin_mse_dataset(train_queries, train_candidates, teacher, pairs_per_query=args.lists_per_query * 4)
     else:
         dataset = listwise_dataset(
             train_queries,

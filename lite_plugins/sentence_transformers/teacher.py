@@ -62,9 +62,7 @@ def teacher_scores(
     if method == "cross-encoder" and not isinstance(teacher, CrossEncoder):
         raise TypeError(f"method='cross-encoder' needs a CrossEncoder teacher, got {type(teacher).__name__}")
     if method in ("dense", "maxsim") and not isinstance(teacher, SentenceTransformer):
-        raise TypeError(
-            f"method={method!r} needs a SentenceTransformer teacher, got {type(teacher).__name__}"
-        )
+        raise TypeError(f"method={method!r} needs a SentenceTransformer teacher, got {type(teacher).__name__}")
     if method not in ("cross-encoder", "dense", "maxsim"):
         raise ValueError(f"method must be 'auto', 'cross-encoder', 'dense' or 'maxsim', got {method!r}")
     missing = [qid for qid in candidates if qid not in queries]
@@ -83,9 +81,7 @@ def teacher_scores(
                 activation_fn=torch.nn.Identity(), convert_to_tensor=True, show_progress_bar=False,
             )  # fmt: skip
         else:
-            values = _bi_encoder_scores(
-                teacher, queries[qid], texts, method, query_length, document_length, batch_size
-            )  # type: ignore[arg-type]
+            values = _bi_encoder_scores(teacher, queries[qid], texts, method, query_length, document_length, batch_size)  # type: ignore[arg-type]
         values = values.float().cpu().tolist()
         scores[qid] = {docid: float(v) for (docid, _), v in zip(hits, values, strict=True)}
     return scores
@@ -104,13 +100,9 @@ def _bi_encoder_scores(
     try:
         model.max_seq_length = query_length
         output = "sentence_embedding" if method == "dense" else "token_embeddings"
-        q = model.encode(
-            [query], output_value=output, batch_size=batch_size, convert_to_tensor=method == "dense"
-        )
+        q = model.encode([query], output_value=output, batch_size=batch_size, convert_to_tensor=method == "dense")
         model.max_seq_length = document_length
-        d = model.encode(
-            documents, output_value=output, batch_size=batch_size, convert_to_tensor=method == "dense"
-        )
+        d = model.encode(documents, output_value=output, batch_size=batch_size, convert_to_tensor=method == "dense")
     finally:
         model.max_seq_length = previous
     if method == "dense":
@@ -171,9 +163,7 @@ def margin_mse_dataset(
     from datasets import Dataset
 
     if positive_pool < 1 or pairs_per_query < 1:
-        raise ValueError(
-            f"positive_pool and pairs_per_query must be >= 1, got {positive_pool}, {pairs_per_query}"
-        )
+        raise ValueError(f"positive_pool and pairs_per_query must be >= 1, got {positive_pool}, {pairs_per_query}")
     rng = random.Random(seed)
     rows: dict[str, list[Any]] = {"query": [], "positive": [], "negative": [], "label": []}
     for qid, hits, teacher in _scored(queries, candidates, scores):
@@ -204,14 +194,10 @@ def _scored(
             continue
         yield qid, hits, [float(scores[qid][docid]) for docid, _ in hits]
     if skipped:
-        logger.info(
-            "skipped %d queries without text, teacher scores or at least 2 scored candidates", skipped
-        )
+        logger.info("skipped %d queries without text, teacher scores or at least 2 scored candidates", skipped)
 
 
-def write_teacher_tsv(
-    path: str | Path, scores: Mapping[str, Mapping[str, float]], column: str, system: str
-) -> None:
+def write_teacher_tsv(path: str | Path, scores: Mapping[str, Mapping[str, float]], column: str, system: str) -> None:
     """Write scores in the shared ``teacher.tsv`` layout (``system qid docid <column>``), see read_teacher."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
