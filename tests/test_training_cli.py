@@ -63,6 +63,17 @@ def data_files(tmp_path: Path) -> dict[str, Path]:
     }
 
 
+def tiny_train_args(data_files: dict[str, Path], encoder: Path, output: Path, batch_size: int, steps: int) -> list[str]:
+    """`lite-plugins train` arguments for the tiny BERT and the tiny files (distillation)."""
+    return [
+        "train",
+        *("--queries", str(data_files["queries"]), "--candidates", str(data_files["candidates"])),
+        *("--teacher", str(data_files["teacher"]), "--output", str(output), "--encoder", str(encoder)),
+        *("--query-length", "8", "--document-length", "16", "--group-size", "4"),
+        *("--batch-size", str(batch_size), "--max-steps", str(steps), "--device", "cpu", "--quiet"),
+    ]
+
+
 def groups() -> list[QueryGroup]:
     return [
         QueryGroup(q, text, list(DOCS), list(DOCS.values()), [TEACHER.get((q, d), 0.0) for d in DOCS])
@@ -131,34 +142,7 @@ def test_cli_train_rerank_evaluate(
     tiny_bert_path: Path, data_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     checkpoint = tmp_path / "ckpt"
-    code = main(
-        [
-            "train",
-            "--queries",
-            str(data_files["queries"]),
-            "--candidates",
-            str(data_files["candidates"]),
-            "--teacher",
-            str(data_files["teacher"]),
-            "--output",
-            str(checkpoint),
-            "--encoder",
-            str(tiny_bert_path),
-            "--query-length",
-            "8",
-            "--document-length",
-            "16",
-            "--group-size",
-            "4",
-            "--batch-size",
-            "2",
-            "--max-steps",
-            "3",
-            "--device",
-            "cpu",
-            "--quiet",
-        ]
-    )
+    code = main(tiny_train_args(data_files, tiny_bert_path, checkpoint, batch_size=2, steps=3))
     assert code == 0
     config = json.loads((checkpoint / "config.json").read_text())
     assert config["training"]["steps"] == 3 and config["training"]["loss"] == "listwise_kl"
@@ -249,30 +233,7 @@ def test_train_data_parallel_with_two_cpu_processes(
         "29517",
         "-m",
         "lite_plugins.cli",
-        "train",
-        "--queries",
-        str(data_files["queries"]),
-        "--candidates",
-        str(data_files["candidates"]),
-        "--teacher",
-        str(data_files["teacher"]),
-        "--output",
-        str(checkpoint),
-        "--encoder",
-        str(tiny_bert_path),
-        "--query-length",
-        "8",
-        "--document-length",
-        "16",
-        "--group-size",
-        "4",
-        "--batch-size",
-        "1",
-        "--max-steps",
-        "2",
-        "--device",
-        "cpu",
-        "--quiet",
+        *tiny_train_args(data_files, tiny_bert_path, checkpoint, batch_size=1, steps=2),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
