@@ -48,6 +48,10 @@ SUMMARY = (
         "Writes go to a hidden sibling folder that is renamed into place only when complete "
         "(`lite_plugins.core.atomic_directory`); the index metadata file is written last.",
         "",
+        "Every file written (checkpoints through `LiteModel`, `LiteCrossEncoder` and `LiteColBERT`, index and "
+        "vector-cache files) gets the mode the umask gives a new file: safetensors >= 0.8.1 creates its files "
+        "0600, which would lock other users (a container user, a shared model folder) out of the weights only.",
+        "",
         "Not covered: `LiteForSequenceClassification.save_pretrained` (the sentence-transformers trainer's "
         "checkpoints) replaces `config.json` and `model.safetensors` one file at a time, each atomically, "
         "so a kill between the two files can leave a new config beside old weights.",
@@ -282,3 +286,31 @@ def test_save_loop_killed_at_random_moments_always_leaves_a_whole_checkpoint(
                 except CheckpointError:
                     continue
                 assert any(torch.equal(partial_scores, candidate) for candidate in expected)
+
+
+# --- file modes ----------------------------------------------------------------------------------
+def _modes(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mode & 0o777 for p in directory.rglob("*") if p.is_file()}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX permission bits")
+@pytest.mark.parametrize("writer", ["LiteModel", "CrossEncoder", "VectorCache"])
+def test_written_files_get_the_umask_mode_not_owner_only(writer: str, tiny_model: LiteModel, tmp_path: Path) -> None:
+    """safetensors >= 0.8.1 creates its files 0600; a checkpoint must be as readable as its config.json."""
+    previous = os.umask(0o022)
+    try:
+        if writer == "LiteModel":
+            tiny_model.save_pretrained(tmp_path / "out")
+        elif writer == "CrossEncoder":
+            from lite_plugins.sentence_transformers import LiteCrossEncoder
+
+            LiteCrossEncoder.from_lite_model(tiny_model, device="cpu").save(str(tmp_path / "out"))
+        else:
+            from lite_plugins.training import VectorCache
+
+            VectorCache(tiny_model, tmp_path / "out").add(["a passage", "another passage"], "document")
+    finally:
+        os.umask(previous)
+    modes = _modes(tmp_path / "out")
+    assert any(name.endswith(".safetensors") for name in modes), modes
+    assert set(modes.values()) == {0o644}, {name: oct(mode) for name, mode in modes.items()}

@@ -72,6 +72,21 @@ def test_saved_model_scores_identically_everywhere(encoder_path: Path, corpus: l
     np.testing.assert_allclose(LiteCrossEncoder(str(tmp_path / "ckpt"), device="cpu").predict(pairs), scores, atol=1e-5)
 
 
+def test_text_spelling_special_tokens_scores_alike_on_every_path(encoder_path: Path, tmp_path: Path) -> None:
+    """A query quoting the separator ("</s></s>" for RoBERTa) must not split the pair there."""
+    model = new_model(encoder_path)
+    tokenizer = model.lite_model.encoder.tokenizer
+    separator = f"{tokenizer.sep_token}{tokenizer.sep_token}"
+    pairs = [(f"what does {separator} mean", f"a passage about {tokenizer.sep_token} tokens"), ("a b", "c d")]
+    core_scores = model.lite_model.score_pairs([q for q, _ in pairs], [d for _, d in pairs]).numpy()
+    np.testing.assert_allclose(model.predict(pairs), core_scores, atol=1e-5)
+    model.save_pretrained(str(tmp_path / "ckpt"))
+    stock = CrossEncoder(str(tmp_path / "ckpt"), device="cpu")
+    np.testing.assert_allclose(stock.predict(pairs), core_scores, atol=1e-5)
+    text_ids = model.lite_model.encoder.tokenize([pairs[0][0]], "query")["input_ids"][0].tolist()
+    assert text_ids.count(tokenizer.sep_token_id) == 1  # only the frame's own separator
+
+
 def test_core_checkpoint_loads_in_stock_cross_encoder(tiny_model: LiteModel, corpus: list[str], tmp_path: Path) -> None:
     tiny_model.save_pretrained(tmp_path / "core")
     assert "sentence_transformers" not in json.loads((tmp_path / "core" / "config.json").read_text())

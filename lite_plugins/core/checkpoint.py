@@ -52,6 +52,9 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
     temporary.mkdir()
     try:
         yield temporary
+        for path in temporary.rglob("*"):
+            if path.is_file():
+                give_default_file_mode(path)
         _fsync_tree(temporary)
         if target.exists():
             if not overwrite:
@@ -65,6 +68,29 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def default_file_mode() -> int:
+    """The mode a new file gets from ``open()``: 0o666 without the process umask."""
+    try:  # Linux: read the umask without changing it (os.umask is a process-wide set)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def give_default_file_mode(path: str | Path) -> None:
+    """Undo safetensors' owner-only 0600 files (safetensors >= 0.8.1 writes through a 0600 temporary file).
+
+    Without it, a checkpoint saved by one user (or in a container build) cannot be read by another,
+    while its config.json can: a confusing "file not found" for the weights.
+    """
+    if os.name == "posix":
+        os.chmod(path, default_file_mode())
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -154,6 +180,12 @@ def recover_interrupted_swap(target: str | Path) -> bool:
     return True
 
 
+def looks_like_local_path(name_or_path: str | Path) -> bool:
+    """A path a Hub id can never be (absolute, relative with ./ or ~, or with more than one '/')."""
+    name = str(name_or_path)
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+
+
 def resolve_checkpoint_dir(name_or_path: str | Path, revision: str | None = None) -> Path:
     """A local folder as is; otherwise a Hugging Face Hub id, downloaded (needs the internet)."""
     path = Path(name_or_path)
@@ -163,8 +195,7 @@ def resolve_checkpoint_dir(name_or_path: str | Path, revision: str | None = None
         raise CheckpointError(f"{path} is a file; a LITE checkpoint is a folder")
     if recover_interrupted_swap(path):
         return path
-    looks_local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1
-    if looks_local:
+    if looks_like_local_path(name_or_path):
         raise CheckpointError(f"no checkpoint folder at {path}")
     try:
         from huggingface_hub import snapshot_download

@@ -35,6 +35,7 @@ from lite_plugins.core.checkpoint import (
     MODEL_TYPE,
     WEIGHTS_NAME,
     CheckpointError,
+    give_default_file_mode,
     resolve_checkpoint_dir,
     write_config,
 )
@@ -380,6 +381,7 @@ def _atomic_write(target: Path, write: Any, directory: Path) -> None:
     temporary = temporary_dir / target.name
     try:
         write(temporary)
+        give_default_file_mode(temporary)
         os.replace(temporary, target)
     finally:
         if temporary.exists():

@@ -16,7 +16,13 @@ import torch
 from sentence_transformers.cross_encoder import CrossEncoder
 from transformers import AutoConfig
 
-from lite_plugins.core.checkpoint import CheckpointError, read_config, write_config
+from lite_plugins.core.checkpoint import (
+    CheckpointError,
+    looks_like_local_path,
+    read_config,
+    recover_interrupted_swap,
+    write_config,
+)
 from lite_plugins.core.encoders import TokenEncoder
 from lite_plugins.core.hf_model import LiteForSequenceClassification
 from lite_plugins.core.model import LiteModel
@@ -65,6 +71,8 @@ class LiteCrossEncoder(CrossEncoder):
         if not isinstance(self.model, LiteForSequenceClassification):
             raise CheckpointError(f"{model_name_or_path} did not load as a LITE model ({type(self.model).__name__})")
         self.tokenizer.model_max_length = pair_length_limit(self.model)
+        # as the core encoder: text that spells a special token ("</s></s>") is text, so pairs split right
+        self.tokenizer.split_special_tokens = True
         self.model_card_data.add_tags([*LITE_TAGS, f"scorer-{self.model.scorer.kind}"])
 
     # --- construction -------------------------------------------------------------------------
@@ -221,6 +229,11 @@ class LiteCrossEncoder(CrossEncoder):
 def _check_is_lite(model_name_or_path: str | Path, kwargs: dict[str, Any]) -> None:
     """Refuse a folder (or Hub model) that is not LITE before loading weights, saying what to do instead."""
     path = Path(model_name_or_path)
+    if not path.is_dir():
+        if path.exists():
+            raise CheckpointError(f"{path} is a file; a LITE checkpoint is a folder")
+        if not recover_interrupted_swap(path) and looks_like_local_path(model_name_or_path):
+            raise CheckpointError(f"no checkpoint folder at {model_name_or_path} (and it is not a Hugging Face Hub id)")
     if path.is_dir():
         model_type = read_config(path).get("model_type")
     else:

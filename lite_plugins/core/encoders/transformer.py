@@ -58,6 +58,10 @@ class TransformerTokenEncoder(TokenEncoder):
         self.attend_to_expansion_tokens = bool(attend_to_expansion_tokens) and self.query_expansion
         self.document_skiplist = sorted({int(i) for i in document_skiplist or ()})
         self.model = model
+        # User text never holds control tokens: a query quoting "</s></s>" or "[SEP]" is read as characters.
+        # Stored in init_kwargs too, so the saved tokenizer (and a stock CrossEncoder loading it) does the same.
+        tokenizer.split_special_tokens = True
+        tokenizer.init_kwargs["split_special_tokens"] = True
         self.tokenizer = tokenizer
         self.query_marker = query_marker
         self.document_marker = document_marker
@@ -191,7 +195,10 @@ class TransformerTokenEncoder(TokenEncoder):
         raise ValueError("cannot locate the text inside the tokenizer's special-token template")
 
     def _ids(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+        """Token ids of a marker or probe; a marker may be a special token (e.g. an added ``[Q]``)."""
+        if not text:
+            return []
+        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=False)["input_ids"])
 
     def text_budget(self, side: Side) -> int:
         """How many text tokens fit once special tokens and the marker are added."""
