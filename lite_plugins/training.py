@@ -35,6 +35,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from lite_plugins.core.checkpoint import give_default_file_mode
 from lite_plugins.core.encoders import TokenEmbeddings
 from lite_plugins.core.model import LiteModel
 
@@ -229,6 +230,10 @@ class VectorCache:
         digest = hashlib.sha256(settings.encode() + weights.digest())
         return f"{side}-{digest.hexdigest()[:16]}"
 
+    def shares_encoder_with(self, other: VectorCache) -> bool:
+        """Whether ``other`` holds vectors of the same encoder (settings and weights), so they can be shared."""
+        return self._key("document") == other._key("document")
+
     def _load_shards(self, side: str) -> dict[str, torch.Tensor]:
         """Vectors of earlier runs with the same encoder settings, by text hash."""
         from safetensors import safe_open
@@ -283,6 +288,7 @@ class VectorCache:
                 str(temporary),
                 metadata={"text_sha256": json.dumps(names)},
             )
+            give_default_file_mode(temporary)
             os.replace(temporary, path)
 
     def batch(self, texts: Sequence[str], side: str) -> TokenEmbeddings:
