@@ -226,7 +226,9 @@ class VectorCache:
         for name, tensor in sorted(self.model.encoder.state_dict().items()):
             weights.update(name.encode())
             weights.update(tensor.detach().float().cpu().numpy().tobytes()[:4096])
-        settings = json.dumps({"encoder": self.model.encoder.get_config(), "budget": None}, sort_keys=True, default=str)
+        # where the weights were loaded from ("source") is no part of what the vectors are: the hash is
+        encoder = {k: v for k, v in self.model.encoder.get_config().items() if k != "source"}
+        settings = json.dumps({"encoder": encoder, "budget": None}, sort_keys=True, default=str)
         digest = hashlib.sha256(settings.encode() + weights.digest())
         return f"{side}-{digest.hexdigest()[:16]}"
 

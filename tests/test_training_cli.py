@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -136,6 +137,18 @@ def test_vector_cache_reuses_shards(tiny_model: LiteModel, tmp_path: Path, monke
     assert calls == [2]  # only the two texts the first run did not see
     text = next(iter(DOCS.values()))
     assert torch.equal(first.vectors[("document", text)], second.vectors[("document", text)])
+
+
+def test_vector_cache_is_keyed_by_weights_not_by_where_they_came_from(tiny_model: LiteModel) -> None:
+    """A head-only checkpoint (encoder referenced by ``source``) reuses the vectors of the same encoder."""
+    plain = VectorCache(tiny_model)
+    referenced = copy.deepcopy(tiny_model)
+    referenced.encoder.source = {"python_package": "some_package"}
+    assert VectorCache(referenced).shares_encoder_with(plain)
+    changed = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        next(changed.encoder.parameters()).add_(0.5)  # a fine-tuned encoder: other vectors
+    assert not VectorCache(changed).shares_encoder_with(plain)
 
 
 def test_cli_train_rerank_evaluate(
