@@ -1,12 +1,16 @@
 """Re-ranking quality (nDCG@10, MRR@10) of every trained head and its baselines, on one machine, one run.
 
 Rows: the first stage, untrained MaxSim over the frozen MiniLM, the heads of ``train_heads.py``
-(trained MaxSim, separable and flattened LITE, small LITE with k stored tokens, MeanMLP),
-and the teacher scores (DL21 only: teacher.tsv covers the TREC DL sets). Columns: DL21 BM25 and SPLADE
-top-100 (the development set, relevance >= 2 for MRR) and the BM25 top-100 of the out-of-domain sets.
+(trained MaxSim, separable and flattened LITE, small LITE with k stored tokens, MeanMLP), the
+fine-tuned-encoder models of ``train_heads.py --setting finetuned`` (LITE and MaxSim, each with its own
+encoder, so their documents are encoded anew), and the teacher scores (DL21 only: teacher.tsv covers
+the TREC DL sets). Columns: DL21 BM25 and SPLADE top-100 (the development set, relevance >= 2 for MRR)
+and the BM25 top-100 of the out-of-domain sets.
 
-    python benchmarks/train_heads.py && python benchmarks/quality.py
+    python benchmarks/train_heads.py && python benchmarks/train_heads.py --setting finetuned
+    python benchmarks/quality.py
     python benchmarks/quality.py --sets dl21-bm25 vaswani --max-queries 20     # a quicker look
+    python benchmarks/quality.py --heads lite-small-k16 --merge   # add rows to the existing JSON
 
 Document vectors come from the fp16 vector cache, so every row is what an fp16 index gives (the CLI's
 fp32 path from text gives the same nDCG@10 for the shipped default: 0.5868 on DL21 BM25).
@@ -44,7 +48,12 @@ HEADS = (
     "lite-small-k50",
     "lite-small-k24",
     "lite-small-k24-residual",
+    "lite-small-k16",
+    "lite-small-k16-residual",
     "mean-mlp",
+    "finetuned-maxsim",
+    "finetuned-lite-separable",
+    "finetuned-lite-compact-residual",
 )
 
 
@@ -78,6 +87,11 @@ def main() -> None:
     parser.add_argument("--heads-dir", type=Path, default=SCRATCH / "heads")
     parser.add_argument("--max-queries", type=int, help="evaluate only the first N judged queries of each set")
     parser.add_argument("--output", type=Path, default=RESULTS / "quality.json")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of the existing output for systems not evaluated now (nDCG does not depend on the run)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -97,6 +111,17 @@ def main() -> None:
             continue
         model = LiteModel.from_pretrained(path).eval()
         models[head] = (model, None)
+    head_caches = {}
+    for name, (model, _) in models.items():
+        head_cache = VectorCache(model, SCRATCH / "vectors", batch_size=64, show_progress_bar=True)
+        if head_cache.shares_encoder_with(cache):
+            head_cache.vectors = cache.vectors  # the frozen encoder: vectors are shared
+        else:  # a fine-tuned encoder: its own vectors (cached on disk under its own key)
+            logger.info("%s has its own encoder: encoding the queries and documents of every set", name)
+            for data in sets:
+                head_cache.add(list(data.queries[q] for q in data.candidates), "query")
+                head_cache.add(data.texts(), "document")
+        head_caches[name] = head_cache
     results: dict[str, dict[str, dict[str, float]]] = {}
     for data in sets:
         first_stage = "BM25" if data.name != "dl21-splade" else "SPLADE++"
@@ -106,9 +131,7 @@ def main() -> None:
             if run is not None:
                 rows[f"teacher: {column}"] = run
         for name, (model, dtype) in models.items():
-            head_cache = VectorCache(model)
-            head_cache.vectors = cache.vectors
-            rows[name] = rerank(model, head_cache, data, dtype)
+            rows[name] = rerank(model, head_caches[name], data, dtype)
         for name, run in rows.items():
             metrics = evaluate(run, data.qrels, data.relevance_level, ("nDCG@10", "RR@10"))
             results.setdefault(name, {})[data.name] = metrics
@@ -127,6 +150,13 @@ def main() -> None:
     for name, per_set in results.items():
         cells = [f"{per_set[c]['nDCG@10']:.4f}" if c in per_set else "-" for c in columns]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.merge and args.output.is_file():
+        previous = json.loads(args.output.read_text())
+        merged = previous["results"]
+        for name, per_set in results.items():
+            merged[name] = {**merged.get(name, {}), **per_set}
+        results = merged
+        systems = {**previous["sets"], **systems}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"sets": systems, "results": results}, indent=2) + "\n")
     print(f"wrote {args.output}")

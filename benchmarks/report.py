@@ -119,18 +119,27 @@ def goals_section(quality: dict | None, speed: dict | None, storage: dict | None
     lines = ["## Goals", "", "| goal | measured | met |", "|---|---|---|"]
     if quality:
         results = quality["results"]
-        maxsim = results.get("maxsim-trained") or results["MaxSim, untrained (frozen MiniLM)"]
-        for head in ("lite-separable", "lite-compact-residual", "lite-small-k24", "lite-small-k24-residual"):
-            if head not in results:
+        untrained = results["MaxSim, untrained (frozen MiniLM)"]
+        comparisons = [  # (LITE row, its trained MaxSim row, encoder setting)
+            ("finetuned-lite-separable", "finetuned-maxsim", "fine-tuned encoder"),
+            ("finetuned-lite-compact-residual", "finetuned-maxsim", "fine-tuned encoder"),
+            *(
+                (head, "maxsim-trained", "frozen encoder")
+                for head in ("lite-separable", "lite-compact-residual", "lite-small-k24", "lite-small-k24-residual")
+            ),
+        ]
+        for head, baseline, setting in comparisons:
+            maxsim = results.get(baseline)
+            if head not in results or maxsim is None:
                 continue
             for column in ("dl21-bm25", "dl21-splade", "out-of-domain mean"):
                 if column in results[head] and column in maxsim:
                     delta = results[head][column]["nDCG@10"] - maxsim[column]["nDCG@10"]
                     lines.append(
-                        f"| {head} >= trained MaxSim + 0.02 nDCG@10, {column} | {delta:+.3f} | "
+                        f"| {head} >= {baseline} + 0.02 nDCG@10 ({setting}), {column} | {round(delta, 3) + 0.0:+.3f} | "
                         f"{'yes' if delta >= 0.02 else 'no'} |"
                     )
-        default, untrained = results.get("lite-compact-residual"), results["MaxSim, untrained (frozen MiniLM)"]
+        default = results.get("lite-compact-residual")
         if default:
             for column in ("dl21-bm25", "dl21-splade"):
                 delta = default[column]["nDCG@10"] - untrained[column]["nDCG@10"]
@@ -145,20 +154,29 @@ def goals_section(quality: dict | None, speed: dict | None, storage: dict | None
                 ("lite-small-k50", "k=50 tokens, fp16"),
                 ("lite-small-k24", "k=24 tokens, fp16"),
                 ("lite-small-k24-residual", "k=24 tokens, fp16"),
+                ("lite-small-k16", "k=16 tokens, fp16"),
+                ("lite-small-k16-residual", "k=16 tokens, fp16"),
             ):
                 if head in results and setting in fractions:
-                    full_lite = results["lite-separable"]["dl21-bm25"]["nDCG@10"]
-                    delta = results[head]["dl21-bm25"]["nDCG@10"] - full_lite
                     share = fractions[setting] / fp16_full
-                    met = share <= 0.25 and delta >= -0.005
+                    columns = [c for c in ("dl21-bm25", "dl21-splade", "out-of-domain mean") if c in results[head]]
+                    deltas = [results[head][c]["nDCG@10"] - results["lite-separable"][c]["nDCG@10"] for c in columns]
+                    met = share <= 0.25 and all(d >= -0.005 for d in deltas)
+                    measured = ", ".join(f"{d:+.3f} {c}" for d, c in zip(deltas, columns))
                     lines.append(
-                        f"| {head}: <= 1/4 of full fp16 storage, within 0.005 nDCG@10 of full LITE (DL21 BM25) | "
-                        f"{share:.2f} of storage, {delta:+.3f} nDCG@10 | {'yes' if met else 'no'} |"
+                        f"| {head}: <= 1/4 of full fp16 storage, within 0.005 nDCG@10 of full LITE "
+                        f"(lite-separable) | {share:.2f} of storage; {measured} | {'yes' if met else 'no'} |"
                     )
     if speed:
         for name, value in speed["goals"].items():
             met = value >= 20 if name.startswith("CrossEncoder") else value <= 2
             lines.append(f"| {name} | {value:.2f} | {'yes' if met else 'no'} |")
+    lines += [
+        "",
+        "Small LITE is compared with full separable LITE trained by the same recipe. Full LITE over-fits the",
+        "68 training queries (it is below MaxSim out of domain), so a token budget that does not lose nDCG",
+        "here says the budget costs nothing at this scale, not that small LITE beats MaxSim.",
+    ]
     return [*lines, ""]
 
 
@@ -223,6 +241,10 @@ README_ROWS = (
     "lite-small-k50",
     "lite-small-k24",
     "lite-small-k24-residual",
+    "lite-small-k16",
+    "finetuned-maxsim",
+    "finetuned-lite-separable",
+    "finetuned-lite-compact-residual",
     "teacher: mpnet_maxsim",
 )
 
@@ -233,7 +255,8 @@ def readme_block(quality: dict | None, speed: dict | None) -> list[str]:
     if quality:
         results = quality["results"]
         lines += [
-            "| nDCG@10 (frozen MiniLM encoder) | DL21 BM25 top-100 | DL21 SPLADE top-100 | out-of-domain mean |",
+            "| nDCG@10 (MiniLM encoder; frozen unless `finetuned-`) | DL21 BM25 top-100 | DL21 SPLADE top-100 "
+            "| out-of-domain mean |",
             "|---|---|---|---|",
         ]
         for name in README_ROWS:
@@ -270,15 +293,22 @@ def main() -> None:
         "Each section names the command that produced its numbers; all were run on the project's 2-core CPU",
         "machine (no GPU was lent to the session that made them), each comparison within one run.",
         "",
-        "Setup shared by the quality rows: the offline all-MiniLM-L6-v2 encoder, frozen; 32 query and 180",
-        "document tokens; heads distilled on TREC DL 2022 (BM25 + SPLADE top-100, `mpnet_maxsim` teacher,",
-        "listwise KL) with the recipe in `benchmarks/recipe.json`. No head is trained on DL21, but the shipped",
-        "default (`lite-compact-residual`) was chosen on it, as the only variant above untrained MaxSim on both",
-        "DL21 lists; the out-of-domain sets were used for no choice. With a frozen",
-        "encoder a learnable MaxSim scale and bias cannot change a ranking, so 'MaxSim, trained' ranks exactly as",
-        "untrained MaxSim here; the fine-tuned comparison needs a GPU (see `docs/reproduce.md`). Document",
-        "vectors are scored as stored in fp16 (the vector cache); the README's main job scores from text in fp32",
-        "and prints the same nDCG@10 for the default.",
+        "Setup shared by the quality rows: the offline all-MiniLM-L6-v2 encoder; 32 query and 180 document",
+        "tokens; distilled on TREC DL 2022 (BM25 + SPLADE top-100, `mpnet_maxsim` teacher, listwise KL, 8 DL22",
+        "queries held out to pick the step) with the recipe in `benchmarks/recipe.json`. Two settings:",
+        "",
+        "- *frozen encoder* (`lite-*`, `maxsim-trained`, `mean-mlp`): only the scorer learns, over cached token",
+        "  vectors. A learnable MaxSim scale and bias cannot change a ranking, so `maxsim-trained` ranks exactly",
+        "  as untrained MaxSim here. The shipped default (`lite-compact-residual`) is one of these heads.",
+        "- *fine-tuned encoder* (`finetuned-*`): encoder and scorer learn together, the fair LITE vs trained",
+        "  MaxSim comparison, in a CPU-sized setting (300 steps of 4 queries x 8 candidates; the recipe's",
+        "  `finetuned` block). It is far below the paper's scale (MS MARCO, ~1.5M steps): see",
+        "  `docs/reproduce.md` for the GPU recipe.",
+        "",
+        "No model is trained on DL21, but the shipped default was chosen on it, as the only frozen variant above",
+        "untrained MaxSim on both DL21 lists; the out-of-domain sets were used for no choice. Document vectors",
+        "are scored as stored in fp16 (the vector cache); the README's main job scores from text in fp32 and",
+        "prints the same nDCG@10 for the default.",
         "",
     ]
     lines += goals_section(quality, speed, storage)

@@ -60,6 +60,7 @@ def main() -> None:
         ("fp16", None, dim, torch.float16),
         ("k=50 tokens, fp16", 50, dim, torch.float16),
         ("k=24 tokens, fp16", 24, dim, torch.float16),
+        ("k=16 tokens, fp16", 16, dim, torch.float16),
         ("d'=128, fp16", None, 128, torch.float16),
         ("k=50, d'=128, fp16", 50, 128, torch.float16),
     ]
