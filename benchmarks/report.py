@@ -36,7 +36,8 @@ def quality_section(quality: dict) -> list[str]:
         + ", ".join(f"{k} {v['queries']}" for k, v in quality["sets"].items())
         + ".",
         "",
-        "Command: `python benchmarks/train_heads.py && python benchmarks/quality.py`",
+        "Command: `python benchmarks/train_heads.py && python benchmarks/train_heads.py --setting finetuned && "
+        "python benchmarks/quality.py`",
         "",
         "| system | " + " | ".join(columns) + " |",
         "|---" * (len(columns) + 1) + "|",
