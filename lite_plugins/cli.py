@@ -169,7 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
             candidates=[_existing(c, "--candidates file") for c in args.candidates],
             output=args.output,
             teacher=_existing(args.teacher, "--teacher file") if args.teacher else None,
-            teacher_column=args.teacher_column,
+            teacher_column=args.teacher_column[0] if len(args.teacher_column) == 1 else args.teacher_column,
             qrels=_existing(args.qrels, "--qrels file") if args.qrels else None,
             cache_dir=args.cache_dir,
         )
@@ -213,7 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--queries", required=True)
     train.add_argument("--candidates", required=True, nargs="+", help="candidate JSONL file(s)")
     train.add_argument("--teacher", help="teacher.tsv to distill from (columns: system qid docid scores...)")
-    train.add_argument("--teacher-column", default="mpnet_maxsim")
+    train.add_argument(
+        "--teacher-column",
+        nargs="+",
+        default=["mpnet_maxsim"],
+        help="teacher score column; several (e.g. 'mpnet_maxsim first_stage'): their per-query z-score mean; "
+        "'first_stage' is the candidate file's own score (one --candidates file)",
+    )
     train.add_argument("--qrels", help="train from relevance labels instead of a teacher")
     train.add_argument("--output", required=True, help="checkpoint folder to write")
     train.add_argument("--encoder", default=None, help="encoder folder or Hub id (default: offline all-MiniLM-L6-v2)")

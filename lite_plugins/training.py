@@ -138,46 +138,74 @@ def compute_loss(name: str, scores: torch.Tensor, targets: torch.Tensor, tempera
 
 
 # --- data --------------------------------------------------------------------------------------
+FIRST_STAGE = "first_stage"  # a teacher source: the candidate file's own ``score`` field
+
+
+def zscores(values: Sequence[float]) -> list[float]:
+    """(v - mean) / std over one query's candidates (all zeros when they are all equal): scores of different
+    teachers on one scale, so they can be averaged."""
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    return [(v - mean) / std if std > 0 else 0.0 for v in values]
+
+
 def load_groups(
     queries: str | Path,
     candidates: Sequence[str | Path],
     teacher: str | Path | None = None,
-    teacher_column: str = "mpnet_maxsim",
+    teacher_column: str | Sequence[str] = "mpnet_maxsim",
     qrels: str | Path | None = None,
 ) -> list[QueryGroup]:
     """Training groups from the ``../shared/data`` formats: candidates of one or more first stages
-    (merged per query, duplicates dropped) with teacher scores (distillation) or qrels grades."""
+    (merged per query, duplicates dropped) with teacher scores (distillation) or qrels grades.
+
+    ``teacher_column`` names one score column of the teacher file, or several sources to mix: each is
+    z-normalized over the query's candidates and the mean is the target (the mix of SPLADE's score and
+    mpnet MaxSim the data README measures). ``"first_stage"`` is the candidate file's own ``score``; it
+    needs a single candidate file, since the scores of different first stages are not comparable.
+    """
     from lite_plugins.data import read_candidates, read_qrels, read_queries, read_teacher
 
-    if (teacher is None) == (qrels is None):
+    sources = [teacher_column] if isinstance(teacher_column, str) else list(teacher_column)
+    if not sources:
+        raise ValueError("teacher_column names no teacher source")
+    if qrels is not None and teacher is not None:
         raise ValueError("give exactly one of a teacher file (distillation) or a qrels file (labels)")
+    distill = qrels is None
+    file_columns = [c for c in sources if c != FIRST_STAGE]
+    if distill and file_columns and teacher is None:
+        raise ValueError("give exactly one of a teacher file (distillation) or a qrels file (labels)")
+    if distill and FIRST_STAGE in sources and len(candidates) != 1:
+        raise ValueError(
+            f"teacher source {FIRST_STAGE!r} (the candidates' own scores) needs exactly one candidate file, "
+            f"got {len(candidates)}: scores of different first stages are not comparable"
+        )
     query_texts = read_queries(queries)
-    targets: dict[str, dict[str, float]]
-    if teacher is not None:
-        targets = read_teacher(teacher, teacher_column)
-    else:
-        targets = {q: {d: float(g) for d, g in docs.items()} for q, docs in read_qrels(qrels).items()}  # type: ignore[arg-type]
     merged: dict[str, dict[str, str]] = {}
+    first_stage: dict[str, dict[str, float]] = {}
     for path in candidates:
         for qid, hits in read_candidates(path).items():
             merged.setdefault(qid, {}).update({hit.docid: hit.text for hit in hits})
+            first_stage.setdefault(qid, {}).update({hit.docid: hit.score for hit in hits})
+    per_source: list[dict[str, dict[str, float]]]
+    if not distill:
+        per_source = [{q: {d: float(g) for d, g in docs.items()} for q, docs in read_qrels(qrels).items()}]  # type: ignore[arg-type]
+    else:
+        per_source = [first_stage if c == FIRST_STAGE else read_teacher(teacher, c) for c in sources]  # type: ignore[arg-type]
     groups = []
     for qid, docs in merged.items():
-        if qid not in query_texts or qid not in targets:
+        if qid not in query_texts or any(qid not in scores for scores in per_source):
             continue
-        # Distillation needs a teacher score for every candidate; with qrels, unjudged ones count as grade 0.
-        docids = [d for d in docs if d in targets[qid]] if teacher is not None else list(docs)
+        # Distillation needs every teacher score of a candidate; with qrels, unjudged ones count as grade 0.
+        docids = [d for d in docs if all(d in scores[qid] for scores in per_source)] if distill else list(docs)
         if len(docids) < 2:
             continue
-        groups.append(
-            QueryGroup(
-                qid,
-                query_texts[qid],
-                docids,
-                [docs[d] for d in docids],
-                [targets[qid].get(d, 0.0) for d in docids],
-            )
-        )
+        if len(per_source) == 1:
+            targets = [per_source[0][qid].get(d, 0.0) for d in docids]
+        else:
+            normalized = [zscores([scores[qid][d] for d in docids]) for scores in per_source]
+            targets = [sum(column) / len(column) for column in zip(*normalized)]
+        groups.append(QueryGroup(qid, query_texts[qid], docids, [docs[d] for d in docids], targets))
     if not groups:
         raise ValueError("no training query has both query text, candidates and targets; check the qids in the files")
     return groups
@@ -494,13 +522,13 @@ def train_from_files(
     candidates: Sequence[str | Path],
     output: str | Path,
     teacher: str | Path | None = None,
-    teacher_column: str = "mpnet_maxsim",
+    teacher_column: str | Sequence[str] = "mpnet_maxsim",
     qrels: str | Path | None = None,
     cache_dir: str | Path | None = None,
 ) -> LiteModel:
-    """Build, train and save (rank 0 only) a LITE model from files; the model card records the recipe."""
-    if (teacher is None) == (qrels is None):
-        raise ValueError("give exactly one of --teacher (distillation) or --qrels (labels)")
+    """Build, train and save (rank 0 only) a LITE model from files; the model card records the recipe.
+
+    ``teacher_column``: one teacher column, or several sources to mix (see :func:`load_groups`)."""
     if qrels is not None and config.loss != "listwise_ce":
         logger.info("training from qrels: using the listwise_ce loss")
         config.loss = "listwise_ce"
@@ -515,7 +543,7 @@ def train_from_files(
             "queries": str(queries),
             "candidates": [str(c) for c in candidates],
             "teacher": str(teacher) if teacher else None,
-            "teacher_column": teacher_column if teacher else None,
+            "teacher_column": None if qrels else teacher_column,
             "qrels": str(qrels) if qrels else None,
             "steps": len(losses),
             "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])),

@@ -22,6 +22,7 @@ from lite_plugins.training import (
     VectorCache,
     listwise_ce_loss,
     listwise_kl_loss,
+    load_groups,
     margin_mse_loss,
     train,
 )
@@ -62,6 +63,33 @@ def data_files(tmp_path: Path) -> dict[str, Path]:
             "qrels": "qrels.txt",
         }.items()
     }
+
+
+def test_load_groups_mixes_teacher_sources_as_per_query_zscores(data_files: dict[str, Path], tmp_path: Path) -> None:
+    # first-stage scores that disagree with the teacher: d5 first, then d4 ...
+    with open(data_files["candidates"], "w") as handle:
+        for qid in QUERIES:
+            for rank, (docid, text) in enumerate(reversed(DOCS.items()), start=1):
+                record = {"qid": qid, "docid": docid, "rank": rank, "score": float(10 - rank), "text": text}
+                handle.write(json.dumps(record) + "\n")
+    args = (data_files["queries"], [data_files["candidates"]], data_files["teacher"])
+    single = {g.qid: dict(zip(g.docids, g.targets)) for g in load_groups(*args, teacher_column="mpnet_maxsim")}
+    assert single["q1"] == {"d5": 0.0, "d4": 0.0, "d3": 0.0, "d2": 0.0, "d1": 5.0}  # one source: raw scores
+
+    mixed = {g.qid: dict(zip(g.docids, g.targets)) for g in load_groups(*args, ["mpnet_maxsim", "first_stage"])}
+    teacher_z = [2.0 if d == "d1" else -0.5 for d in ("d5", "d4", "d3", "d2", "d1")]  # 5,0,0,0,0 -> z
+    first_stage_z = [2**0.5, 2**-0.5, 0.0, -(2**-0.5), -(2**0.5)]  # 9,8,7,6,5 -> z
+    expected = [(a + b) / 2 for a, b in zip(teacher_z, first_stage_z)]
+    assert list(mixed["q1"].values()) == pytest.approx(expected)
+
+    second = tmp_path / "second.jsonl"
+    shutil.copy(data_files["candidates"], second)
+    with pytest.raises(ValueError, match="exactly one candidate file"):
+        load_groups(data_files["queries"], [data_files["candidates"], second], data_files["teacher"], ["first_stage"])
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        load_groups(*args, teacher_column=["mpnet_maxsim", "nope"])
+    with pytest.raises(ValueError, match="exactly one of a teacher file"):
+        load_groups(data_files["queries"], [data_files["candidates"]], teacher_column="mpnet_maxsim")
 
 
 def tiny_train_args(data_files: dict[str, Path], encoder: Path, output: Path, batch_size: int, steps: int) -> list[str]:
@@ -159,6 +187,11 @@ def test_cli_train_rerank_evaluate(
     assert code == 0
     config = json.loads((checkpoint / "config.json").read_text())
     assert config["training"]["steps"] == 3 and config["training"]["loss"] == "listwise_kl"
+    assert config["training"]["teacher_column"] == "mpnet_maxsim"
+    mixed = tmp_path / "mixed"
+    mix_args = ["--teacher-column", "mpnet_maxsim", "first_stage"]
+    assert main([*tiny_train_args(data_files, tiny_bert_path, mixed, batch_size=2, steps=1), *mix_args]) == 0
+    assert json.loads((mixed / "config.json").read_text())["training"]["teacher_column"] == mix_args[1:]
     run_path = tmp_path / "run.txt"
     assert (
         main(
