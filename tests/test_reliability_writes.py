@@ -52,9 +52,13 @@ SUMMARY = (
         "vector-cache files) gets the mode the umask gives a new file: safetensors >= 0.8.1 creates its files "
         "0600, which would lock other users (a container user, a shared model folder) out of the weights only.",
         "",
-        "Not covered: `LiteForSequenceClassification.save_pretrained` (the sentence-transformers trainer's "
-        "checkpoints) replaces `config.json` and `model.safetensors` one file at a time, each atomically, "
-        "so a kill between the two files can leave a new config beside old weights.",
+        "`LiteCrossEncoder.save` (and so the sentence-transformers trainer's checkpoints, which save through it) "
+        "writes the whole folder beside the old one and swaps it in; other entries of the folder (a trainer's "
+        "`checkpoint-N` folders, a user's files) are carried over as hard links with their modes "
+        "(tested with a write that fails midway, not with SIGKILL). Not covered: calling "
+        "`LiteForSequenceClassification.save_pretrained` directly (the transformers API) replaces "
+        "`config.json` and `model.safetensors` one file at a time, each atomically, so a kill between the two "
+        "can leave a new config beside old weights.",
     ],
 )
 
@@ -286,6 +290,52 @@ def test_save_loop_killed_at_random_moments_always_leaves_a_whole_checkpoint(
                 except CheckpointError:
                     continue
                 assert any(torch.equal(partial_scores, candidate) for candidate in expected)
+
+
+# --- LiteCrossEncoder.save ---------------------------------------------------------------------
+def test_cross_encoder_save_failing_midway_leaves_the_old_checkpoint(
+    tiny_model: LiteModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    import lite_plugins.core.hf_model as hf_model
+    from lite_plugins.sentence_transformers import LiteCrossEncoder
+
+    path = tmp_path / "checkpoint"
+    LiteCrossEncoder.from_lite_model(tiny_model, device="cpu").save(str(path))
+    before = file_hashes(path)
+    other = LiteModel.from_encoder(tiny_model.encoder, "maxsim", query_length=6, document_length=12)
+
+    def fail_while_writing_weights(*args, **kwargs):  # the config of the new model is already written
+        raise OSError("disk full")
+
+    monkeypatch.setattr(hf_model, "save_file", fail_while_writing_weights)
+    with pytest.raises(OSError, match="disk full"):
+        LiteCrossEncoder.from_lite_model(other, device="cpu").save(str(path))
+    assert file_hashes(path) == before and not leftovers(path)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX permission bits")
+def test_cross_encoder_save_keeps_other_files_of_the_folder_as_they_were(tiny_model: LiteModel, tmp_path: Path) -> None:
+    """A trainer's output folder holds checkpoint-N folders; saving the final model there must keep them."""
+    pytest.importorskip("sentence_transformers")
+    from lite_plugins.sentence_transformers import LiteCrossEncoder
+
+    path = tmp_path / "output"
+    (path / "checkpoint-5").mkdir(parents=True)
+    (path / "checkpoint-5" / "optimizer.pt").write_bytes(b"optimizer state")
+    (path / "notes.txt").write_text("mine")
+    (path / "notes.txt").chmod(0o600)
+    model = LiteCrossEncoder.from_lite_model(tiny_model, device="cpu")
+    for _ in range(2):  # into a folder with other files, then over its own checkpoint
+        model.save(str(path))
+        assert (path / "checkpoint-5" / "optimizer.pt").read_bytes() == b"optimizer state"
+        assert (path / "notes.txt").read_text() == "mine" and (path / "notes.txt").stat().st_mode & 0o777 == 0o600
+        assert not leftovers(path)
+    pairs = [("late interaction", "a cat"), ("late interaction", "token vectors")]
+    assert torch.allclose(
+        torch.as_tensor(LiteCrossEncoder(str(path), device="cpu").predict(pairs)),
+        torch.as_tensor(model.predict(pairs)),
+    )
 
 
 # --- file modes ----------------------------------------------------------------------------------

@@ -38,12 +38,14 @@ class CheckpointError(ValueError):
 
 
 @contextmanager
-def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Path]:
+def atomic_directory(target: str | Path, overwrite: bool = True, carry_over: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success swap it in for ``target``.
 
     An interrupted write leaves only a hidden ``.name.tmp-*`` folder beside an intact old ``target``.
     The swap is two renames; between them (microseconds) the old folder sits at ``.name.old-*``,
     which :func:`resolve_checkpoint_dir` also accepts, so a crash there loses nothing either.
+    ``carry_over``: entries of the old ``target`` that were not written anew (a trainer's ``checkpoint-N``
+    folders, a user's files) move into the new folder as hard links (copies where links fail), as they were.
     """
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +58,10 @@ def atomic_directory(target: str | Path, overwrite: bool = True) -> Iterator[Pat
             if path.is_file():
                 give_default_file_mode(path)
         _fsync_tree(temporary)
+        if carry_over and target.is_dir():
+            for other in target.iterdir():
+                if not other.name.startswith(".") and not os.path.lexists(temporary / other.name):
+                    _link_tree(other, temporary / other.name)
         if target.exists():
             if not overwrite:
                 raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
@@ -91,6 +97,22 @@ def give_default_file_mode(path: str | Path) -> None:
     """
     if os.name == "posix":
         os.chmod(path, default_file_mode())
+
+
+def _link_tree(source: Path, destination: Path) -> None:
+    """``source`` at ``destination`` as hard links (no data copied), symlinks as symlinks; copies if links fail."""
+    if source.is_symlink():
+        destination.symlink_to(source.readlink())
+    elif source.is_dir():
+        destination.mkdir()
+        shutil.copystat(source, destination)
+        for child in source.iterdir():
+            _link_tree(child, destination / child.name)
+    else:
+        try:
+            os.link(source, destination)
+        except OSError:
+            shutil.copy2(source, destination)
 
 
 def _fsync_tree(directory: Path) -> None:

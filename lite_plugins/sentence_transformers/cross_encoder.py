@@ -18,6 +18,8 @@ from transformers import AutoConfig
 
 from lite_plugins.core.checkpoint import (
     CheckpointError,
+    atomic_directory,
+    is_lite_checkpoint,
     looks_like_local_path,
     read_config,
     recover_interrupted_swap,
@@ -219,7 +221,19 @@ class LiteCrossEncoder(CrossEncoder):
         training = training_record(self)
         if training:
             self.model.config.training = training
-        super().save(path, safe_serialization=safe_serialization, **kwargs)
+        target = Path(path)
+        if target.is_file():
+            raise FileExistsError(f"{target} is a file; a LITE checkpoint is written as a folder")
+        if (target / "config.json").is_file() and not is_lite_checkpoint(target):
+            raise FileExistsError(
+                f"{target / 'config.json'} belongs to a model that is not LITE; refusing to overwrite it. "
+                "Choose another folder."
+            )
+        # Written whole into a hidden sibling folder, then swapped in: a run killed mid-save leaves the old
+        # checkpoint as it was, never a new config beside old weights. Other entries of the folder (a user's
+        # files, a trainer's checkpoint-N folders) are carried over as hard links.
+        with atomic_directory(target, carry_over=True) as temporary:
+            super().save(str(temporary), safe_serialization=safe_serialization, **kwargs)
 
     def _create_model_card(self, path: str) -> None:
         card = render_cross_encoder_card(self)
