@@ -98,8 +98,6 @@ def main() -> None:
 
     def extra_groups(folder: Path, teacher: dict) -> list:
         """Training groups of a folder in the ../shared/data formats (pseudo_queries.py writes one)."""
-        if not (folder / "teacher.tsv").is_file():
-            raise SystemExit(f"no training data in {folder}: run benchmarks/pseudo_queries.py first")
         groups = load_groups(
             folder / "queries.tsv",
             sorted(folder.glob("candidates.*.jsonl")),
@@ -115,7 +113,14 @@ def main() -> None:
     cache_dir = SCRATCH / "vectors"
     summary = {}
     shared_vectors: dict = {}
-    for name in args.variants or list(variants):
+    chosen = args.variants or list(variants)
+    missing = [n for n in chosen if "extra_training" in variants[n]]
+    missing = [n for n in missing if not (SCRATCH / variants[n]["extra_training"] / "teacher.tsv").is_file()]
+    if missing and args.variants:
+        parser.error(f"{missing} need the pseudo-queries of benchmarks/pseudo_queries.py (see docs/reproduce.md)")
+    for name in missing:
+        logger.warning("skipping %s: no %s (run benchmarks/pseudo_queries.py)", name, variants[name]["extra_training"])
+    for name in [n for n in chosen if n not in missing]:
         variant = dict(variants[name])
         teacher = variant.pop("teacher", default_teacher)
         training, validation = split_for(teacher)
