@@ -108,6 +108,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--output", type=Path, default=SCRATCH / "pseudo")
     args = parser.parse_args()
+    if not (Path(args.teacher_model) / "config.json").is_file():
+        parser.error(f"--teacher-model {args.teacher_model} is not a model folder (no config.json); see the docstring")
+    if args.queries < 1 or args.pool < 2 or args.depth < 2:
+        parser.error("--queries must be >= 1, --pool and --depth >= 2")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)

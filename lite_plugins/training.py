@@ -166,9 +166,9 @@ def load_groups(
     """
     from lite_plugins.data import read_candidates, read_qrels, read_queries, read_teacher
 
-    sources = [teacher_column] if isinstance(teacher_column, str) else list(teacher_column)
-    if not sources:
-        raise ValueError("teacher_column names no teacher source")
+    sources = [teacher_column] if isinstance(teacher_column, str) else teacher_column
+    if not isinstance(sources, Sequence) or not sources or not all(isinstance(c, str) for c in sources):
+        raise TypeError(f"teacher_column must be a column name or a non-empty list of them, got {teacher_column!r}")
     if qrels is not None and teacher is not None:
         raise ValueError("give exactly one of a teacher file (distillation) or a qrels file (labels)")
     distill = qrels is None
@@ -187,6 +187,11 @@ def load_groups(
         for qid, hits in read_candidates(path).items():
             merged.setdefault(qid, {}).update({hit.docid: hit.text for hit in hits})
             first_stage.setdefault(qid, {}).update({hit.docid: hit.score for hit in hits})
+    if distill and FIRST_STAGE in sources and len({s for docs in first_stage.values() for s in docs.values()}) < 2:
+        raise ValueError(
+            f"teacher source {FIRST_STAGE!r}: {candidates[0]} gives every candidate the same score "
+            "(no 'score' field?), so it ranks nothing"
+        )
     per_source: list[dict[str, dict[str, float]]]
     if not distill:
         per_source = [{q: {d: float(g) for d, g in docs.items()} for q, docs in read_qrels(qrels).items()}]  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from lite_plugins.core import CheckpointError, LiteModel
+from lite_plugins.core.checkpoint import is_lite_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -325,10 +326,13 @@ def test_cross_encoder_save_keeps_other_files_of_the_folder_as_they_were(tiny_mo
     (path / "checkpoint-5" / "optimizer.pt").write_bytes(b"optimizer state")
     (path / "notes.txt").write_text("mine")
     (path / "notes.txt").chmod(0o600)
+    (path / ".git").mkdir()
+    (path / ".git" / "HEAD").write_text("ref: refs/heads/main")
     model = LiteCrossEncoder.from_lite_model(tiny_model, device="cpu")
     for _ in range(2):  # into a folder with other files, then over its own checkpoint
         model.save(str(path))
         assert (path / "checkpoint-5" / "optimizer.pt").read_bytes() == b"optimizer state"
+        assert (path / ".git" / "HEAD").read_text() == "ref: refs/heads/main"  # hidden entries too
         assert (path / "notes.txt").read_text() == "mine" and (path / "notes.txt").stat().st_mode & 0o777 == 0o600
         assert not leftovers(path)
     pairs = [("late interaction", "a cat"), ("late interaction", "token vectors")]
@@ -336,6 +340,25 @@ def test_cross_encoder_save_keeps_other_files_of_the_folder_as_they_were(tiny_mo
         torch.as_tensor(LiteCrossEncoder(str(path), device="cpu").predict(pairs)),
         torch.as_tensor(model.predict(pairs)),
     )
+
+
+def test_cross_encoder_save_into_the_working_directory_or_nowhere(
+    tiny_model: LiteModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process's own working directory cannot be swapped away: it is written in place."""
+    pytest.importorskip("sentence_transformers")
+    from lite_plugins.sentence_transformers import LiteCrossEncoder
+
+    model = LiteCrossEncoder.from_lite_model(tiny_model, device="cpu")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "data.txt").write_text("keep")
+    monkeypatch.chdir(workdir)  # first: were "" or "." swapped after all, only this folder could suffer
+    with pytest.raises(ValueError, match="must name a folder"):
+        model.save("")
+    model.save(".")
+    assert Path.cwd().exists() and Path.cwd().samefile(workdir) and (workdir / "data.txt").read_text() == "keep"
+    assert is_lite_checkpoint(workdir)
 
 
 # --- file modes ----------------------------------------------------------------------------------

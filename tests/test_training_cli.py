@@ -90,6 +90,15 @@ def test_load_groups_mixes_teacher_sources_as_per_query_zscores(data_files: dict
         load_groups(*args, teacher_column=["mpnet_maxsim", "nope"])
     with pytest.raises(ValueError, match="exactly one of a teacher file"):
         load_groups(data_files["queries"], [data_files["candidates"]], teacher_column="mpnet_maxsim")
+    for bad in (5, [], ["mpnet_maxsim", 3]):
+        with pytest.raises(TypeError, match="column name or a non-empty list"):
+            load_groups(*args, teacher_column=bad)  # type: ignore[arg-type]
+    unscored = tmp_path / "unscored.jsonl"
+    unscored.write_text(
+        "".join(json.dumps({"qid": "q1", "docid": d, "rank": 1, "text": t}) + "\n" for d, t in DOCS.items())
+    )
+    with pytest.raises(ValueError, match="same score"):
+        load_groups(data_files["queries"], [unscored], teacher_column="first_stage")
 
 
 def tiny_train_args(data_files: dict[str, Path], encoder: Path, output: Path, batch_size: int, steps: int) -> list[str]:

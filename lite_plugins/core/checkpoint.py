@@ -59,8 +59,8 @@ def atomic_directory(target: str | Path, overwrite: bool = True, carry_over: boo
                 give_default_file_mode(path)
         _fsync_tree(temporary)
         if carry_over and target.is_dir():
-            for other in target.iterdir():
-                if not other.name.startswith(".") and not os.path.lexists(temporary / other.name):
+            for other in target.iterdir():  # hidden ones too (.git): the old folder is deleted after the swap
+                if not os.path.lexists(temporary / other.name):
                     _link_tree(other, temporary / other.name)
         if target.exists():
             if not overwrite:

@@ -221,6 +221,8 @@ class LiteCrossEncoder(CrossEncoder):
         training = training_record(self)
         if training:
             self.model.config.training = training
+        if not isinstance(path, (str, Path)) or not str(path).strip():
+            raise ValueError(f"path must name a folder to save into, got {path!r}")
         target = Path(path)
         if target.is_file():
             raise FileExistsError(f"{target} is a file; a LITE checkpoint is written as a folder")
@@ -232,6 +234,12 @@ class LiteCrossEncoder(CrossEncoder):
         # Written whole into a hidden sibling folder, then swapped in: a run killed mid-save leaves the old
         # checkpoint as it was, never a new config beside old weights. Other entries of the folder (a user's
         # files, a trainer's checkpoint-N folders) are carried over as hard links.
+        # The folder the process runs in (or one above it) cannot be swapped without pulling the working
+        # directory from under the process: it is written in place, file by file (each file atomically).
+        cwd = Path.cwd().resolve()
+        if target.resolve() == cwd or target.resolve() in cwd.parents:
+            super().save(str(target), safe_serialization=safe_serialization, **kwargs)
+            return
         with atomic_directory(target, carry_over=True) as temporary:
             super().save(str(temporary), safe_serialization=safe_serialization, **kwargs)
 
