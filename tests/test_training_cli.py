@@ -49,7 +49,12 @@ def data_files(tmp_path: Path) -> dict[str, Path]:
     with open(tmp_path / "candidates.jsonl", "w") as handle:
         for qid in QUERIES:
             for rank, (docid, text) in enumerate(DOCS.items(), start=1):
-                handle.write(json.dumps({"qid": qid, "docid": docid, "rank": rank, "score": 1.0, "text": text}) + "\n")
+                handle.write(
+                    json.dumps(
+                        {"qid": qid, "docid": docid, "rank": rank, "score": float(len(DOCS) - rank), "text": text}
+                    )
+                    + "\n"
+                )
     rows = ["system\tqid\tdocid\tmpnet_dense\tmpnet_maxsim"]
     rows += [f"bm25\t{q}\t{d}\t0\t{TEACHER.get((q, d), 0.0)}" for q in QUERIES for d in DOCS]
     (tmp_path / "teacher.tsv").write_text("\n".join(rows) + "\n")
