@@ -34,7 +34,7 @@ from eval_sets import DATA, DL, OUT_OF_DOMAIN, RESULTS, SCRATCH, EvaluationSet, 
 
 from lite_plugins.core import LiteModel
 from lite_plugins.data import evaluate, read_teacher
-from lite_plugins.training import VectorCache, default_encoder, zscores
+from lite_plugins.training import VectorCache, default_encoder, mix_zscores
 
 logger = logging.getLogger("quality")
 SETS = ("dl21-bm25", "dl21-splade", *OUT_OF_DOMAIN)
@@ -98,8 +98,7 @@ def teacher_run(data: EvaluationSet, column: str) -> dict[str, dict[str, float]]
     for qid, hits in data.candidates.items():
         teacher = [scores[qid][hit.docid] for hit in hits]
         if column == "mix":
-            mixed = zip(zscores(teacher), zscores([hit.score for hit in hits]))
-            teacher = [(a + b) / 2 for a, b in mixed]
+            teacher = mix_zscores([teacher, [hit.score for hit in hits]])
         run[qid] = {hit.docid: value for hit, value in zip(hits, teacher)}
     return run
 

@@ -81,12 +81,11 @@ def main() -> None:
         key = json.dumps(teacher, sort_keys=True)
         if key not in splits:
             dl22 = DATA / "trec-dl22-passage"
-            columns = teacher["columns"]
             groups = load_groups(
                 dl22 / "queries.tsv",
                 [dl22 / f"candidates.{name}.top100.jsonl" for name in teacher["candidates"]],
                 teacher=dl22 / "teacher.tsv",
-                teacher_column=columns[0] if len(columns) == 1 else columns,
+                teacher_column=teacher["columns"],
             )
             groups.sort(key=lambda g: g.qid)
             random.Random(recipe["training"]["seed"]).shuffle(groups)
@@ -102,7 +101,7 @@ def main() -> None:
             folder / "queries.tsv",
             sorted(folder.glob("candidates.*.jsonl")),
             teacher=folder / "teacher.tsv",
-            teacher_column=teacher["columns"][0],
+            teacher_column=teacher["columns"],
         )
         logger.info("%d extra training queries from %s", len(groups), folder)
         return groups

@@ -149,6 +149,12 @@ def zscores(values: Sequence[float]) -> list[float]:
     return [(v - mean) / std if std > 0 else 0.0 for v in values]
 
 
+def mix_zscores(sources: Sequence[Sequence[float]]) -> list[float]:
+    """Several teachers' scores of the same candidates -> the mean of their per-query z-scores."""
+    normalized = [zscores(scores) for scores in sources]
+    return [sum(column) / len(column) for column in zip(*normalized)]
+
+
 def load_groups(
     queries: str | Path,
     candidates: Sequence[str | Path],
@@ -169,11 +175,9 @@ def load_groups(
     sources = [teacher_column] if isinstance(teacher_column, str) else teacher_column
     if not isinstance(sources, Sequence) or not sources or not all(isinstance(c, str) for c in sources):
         raise TypeError(f"teacher_column must be a column name or a non-empty list of them, got {teacher_column!r}")
-    if qrels is not None and teacher is not None:
-        raise ValueError("give exactly one of a teacher file (distillation) or a qrels file (labels)")
     distill = qrels is None
-    file_columns = [c for c in sources if c != FIRST_STAGE]
-    if distill and file_columns and teacher is None:
+    needs_teacher_file = distill and any(c != FIRST_STAGE for c in sources)
+    if (qrels is not None and teacher is not None) or (needs_teacher_file and teacher is None):
         raise ValueError("give exactly one of a teacher file (distillation) or a qrels file (labels)")
     if distill and FIRST_STAGE in sources and len(candidates) != 1:
         raise ValueError(
@@ -208,8 +212,7 @@ def load_groups(
         if len(per_source) == 1:
             targets = [per_source[0][qid].get(d, 0.0) for d in docids]
         else:
-            normalized = [zscores([scores[qid][d] for d in docids]) for scores in per_source]
-            targets = [sum(column) / len(column) for column in zip(*normalized)]
+            targets = mix_zscores([[scores[qid][d] for d in docids] for scores in per_source])
         groups.append(QueryGroup(qid, query_texts[qid], docids, [docs[d] for d in docids], targets))
     if not groups:
         raise ValueError("no training query has both query text, candidates and targets; check the qids in the files")

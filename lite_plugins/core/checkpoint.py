@@ -122,6 +122,18 @@ def _fsync_tree(directory: Path) -> None:
                 os.fsync(handle.fileno())
 
 
+def check_no_foreign_model(directory: str | Path) -> None:
+    """Refuse a file, or a folder whose ``config.json`` belongs to a model that is not LITE (other files may stay)."""
+    directory = Path(directory)
+    if directory.is_file():
+        raise FileExistsError(f"{directory} is a file; a LITE checkpoint is written as a folder")
+    existing = directory / CONFIG_NAME
+    if existing.is_file() and not is_lite_checkpoint(directory):
+        raise FileExistsError(
+            f"{existing} belongs to a model that is not LITE; refusing to overwrite it. Choose another folder."
+        )
+
+
 def check_replaceable(target: str | Path) -> None:
     """Refuse to replace a non-empty folder that is not a LITE checkpoint (it may hold someone's work)."""
     target = Path(target)

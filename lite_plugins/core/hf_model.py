@@ -35,6 +35,7 @@ from lite_plugins.core.checkpoint import (
     MODEL_TYPE,
     WEIGHTS_NAME,
     CheckpointError,
+    check_no_foreign_model,
     give_default_file_mode,
     resolve_checkpoint_dir,
     write_config,
@@ -345,17 +346,8 @@ class LiteForSequenceClassification(PreTrainedModel):
         if not is_main_process:
             return
         directory = Path(save_directory)
-        if directory.is_file():
-            raise FileExistsError(f"{directory} is a file; a LITE checkpoint is written as a folder")
+        check_no_foreign_model(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        existing = directory / CONFIG_NAME
-        if existing.is_file():
-            from lite_plugins.core.checkpoint import is_lite_checkpoint
-
-            if not is_lite_checkpoint(directory):
-                raise FileExistsError(
-                    f"{existing} belongs to a model that is not LITE; refusing to overwrite it. Choose another folder."
-                )
         if getattr(self.encoder, "source", None) and not self.encoder_frozen:
             # A checkpoint may reference unchanged pretrained encoder weights instead of holding them; once
             # the encoder could have been trained, that reference no longer holds: save the weights.

@@ -19,7 +19,7 @@ from transformers import AutoConfig
 from lite_plugins.core.checkpoint import (
     CheckpointError,
     atomic_directory,
-    is_lite_checkpoint,
+    check_no_foreign_model,
     looks_like_local_path,
     read_config,
     recover_interrupted_swap,
@@ -224,22 +224,16 @@ class LiteCrossEncoder(CrossEncoder):
         if not isinstance(path, (str, Path)) or not str(path).strip():
             raise ValueError(f"path must name a folder to save into, got {path!r}")
         target = Path(path)
-        if target.is_file():
-            raise FileExistsError(f"{target} is a file; a LITE checkpoint is written as a folder")
-        if (target / "config.json").is_file() and not is_lite_checkpoint(target):
-            raise FileExistsError(
-                f"{target / 'config.json'} belongs to a model that is not LITE; refusing to overwrite it. "
-                "Choose another folder."
-            )
-        # Written whole into a hidden sibling folder, then swapped in: a run killed mid-save leaves the old
-        # checkpoint as it was, never a new config beside old weights. Other entries of the folder (a user's
-        # files, a trainer's checkpoint-N folders) are carried over as hard links.
+        check_no_foreign_model(target)
         # The folder the process runs in (or one above it) cannot be swapped without pulling the working
         # directory from under the process: it is written in place, file by file (each file atomically).
         cwd = Path.cwd().resolve()
         if target.resolve() == cwd or target.resolve() in cwd.parents:
             super().save(str(target), safe_serialization=safe_serialization, **kwargs)
             return
+        # Otherwise written whole into a hidden sibling folder, then swapped in: a run killed mid-save leaves
+        # the old checkpoint as it was, never a new config beside old weights. Other entries of the folder (a
+        # user's files, .git, a trainer's checkpoint-N folders) are carried over as hard links.
         with atomic_directory(target, carry_over=True) as temporary:
             super().save(str(temporary), safe_serialization=safe_serialization, **kwargs)
 
